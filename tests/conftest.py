@@ -24,3 +24,21 @@ def real_scene(name: str) -> Path:
     if not (path / "scene.json").is_file():
         pytest.skip(f"real sample scene {name} not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory) -> str:
+    """URI of a real MLflow tracking server with a model registry, for the session."""
+    from services import mlflow_server
+
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def s3_env(tmp_path_factory) -> dict:
+    """Credentials and endpoint of a real S3-compatible server (moto) on loopback."""
+    from services import s3_server
+
+    with s3_server(tmp_path_factory.mktemp("s3")) as env:
+        yield env

@@ -90,3 +90,29 @@ def s3_server(root: Path) -> Iterator[dict[str, str]]:
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
         }
+
+
+@contextlib.contextmanager
+def ray_cluster(n_nodes: int = 2, cpus_per_node: float = 1, tmp_dir: Path | None = None) -> Iterator[str]:
+    """A real multi-node Ray cluster on this machine: one raylet per node, all on loopback.
+
+    Yields the GCS address; the caller's process is connected as a driver.
+    """
+    import ray
+    from ray.cluster_utils import Cluster
+
+    # Single-machine clusters must bind to loopback (see platform/ray_runtime.py).
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if tmp_dir is not None:
+        os.environ["RAY_TMPDIR"] = str(tmp_dir)
+    node_args = {"num_cpus": cpus_per_node, "node_ip_address": "127.0.0.1"}
+    cluster = Cluster(initialize_head=True, connect=True,
+                      head_node_args={**node_args, "include_dashboard": False})
+    try:
+        for _ in range(n_nodes - 1):
+            cluster.add_node(**node_args)
+        cluster.wait_for_nodes()
+        yield cluster.address
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+
 from crossdiff.models.resample.mtf import mtf_filter
 from crossdiff.models.sensors import get_sensor
 from crossdiff.platform import synthetic

@@ -15,6 +15,8 @@ import sys
 JOBS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "run the main job end to end on a built-in synthetic archive"),
     "synth": ("synth", "write a synthetic PAN/MS GeoTIFF archive (labelled synthetic)"),
+    "ingest": ("ingest", "scan a PAN/MS archive (folder or s3://) into a Parquet tile manifest"),
+    "pretrain": ("pretrain", "stage 1: pretrain the P2M and M2P diffusion nets on Ray Train"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Stage 1: cross-predictive pretraining on Ray Train."""

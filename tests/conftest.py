@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCENES_DIR = REPO_ROOT.parent / "shared" / "data" / "scenes"
+from scenes import SCENES_DIR
 
 
 @pytest.fixture(scope="session")
@@ -16,14 +14,6 @@ def scenes_dir() -> Path:
     if not SCENES_DIR.is_dir():
         pytest.skip(f"real sample scenes not found at {SCENES_DIR}")
     return SCENES_DIR
-
-
-def real_scene(name: str) -> Path:
-    """One real scene folder by name, skipping the test when it is absent."""
-    path = SCENES_DIR / name
-    if not (path / "scene.json").is_file():
-        pytest.skip(f"real sample scene {name} not found at {path}")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -68,9 +68,8 @@ def test_layering(layer):
     bad = []
     for py in sorted((REPO / layer).rglob("*.py")):
         for name in _imports(py):
-            if any(name == f or name.startswith(f + ".") for f in FORBIDDEN.get(layer, ())):
-                bad.append(f"{py.relative_to(REPO)} imports {name}")
-            elif layer in ALLOWED and not _allowed(name, ALLOWED[layer]):
+            forbidden = any(name == f or name.startswith(f + ".") for f in FORBIDDEN.get(layer, ()))
+            if forbidden or (layer in ALLOWED and not _allowed(name, ALLOWED[layer])):
                 bad.append(f"{py.relative_to(REPO)} imports {name}")
     assert not bad, "layering violated:\n" + "\n".join(bad)
 

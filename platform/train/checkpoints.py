@@ -84,6 +84,11 @@ def read_checkpoint(filesystem: pafs.FileSystem, path: str) -> LoadedCheckpoint:
                             ckpt.extra.get("run_config", {}), path)
 
 
+def _step_of(path: str) -> int:
+    m = _STEP_DIR.match(path.rstrip("/").rsplit("/", 1)[-1])
+    return int(m.group(1)) if m else -1
+
+
 def list_checkpoints(filesystem: pafs.FileSystem, run_dir: str) -> list[str]:
     """Checkpoint directories under a run directory, newest (highest step) first."""
     try:
@@ -95,26 +100,36 @@ def list_checkpoints(filesystem: pafs.FileSystem, run_dir: str) -> list[str]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
-def newest_valid_checkpoint(filesystem: pafs.FileSystem, candidates: list[str]) -> LoadedCheckpoint | None:
-    """The first candidate that verifies; corrupt ones are logged and skipped."""
-    for path in candidates:
+def resume_point(checkpoint: Any | None, filesystem: pafs.FileSystem | None = None,
+                 run_dir: str | None = None) -> LoadedCheckpoint | None:
+    """Where a (re)started run continues: the newest checkpoint that verifies.
+
+    Args:
+        checkpoint: ``ray.train.get_checkpoint()``, None for a fresh run.
+        filesystem, run_dir: the run's storage. Checkpoints there are candidates
+            too: a worker killed right after uploading may die before Ray Train
+            registers that checkpoint, and a corrupt latest needs its predecessor.
+    """
+    found: dict[str, tuple[int, pafs.FileSystem]] = {}
+    if filesystem is not None and run_dir is not None:
+        for path in list_checkpoints(filesystem, run_dir):
+            found[path] = (_step_of(path), filesystem)
+    if checkpoint is not None:
+        path = checkpoint.path.rstrip("/")
+        found[path] = (_step_of(path), checkpoint.filesystem)
+    for path, (_, fs) in sorted(found.items(), key=lambda item: item[1][0], reverse=True):
         try:
-            return read_checkpoint(filesystem, path)
+            return read_checkpoint(fs, path)
         except CorruptCheckpointError as err:
             log.warning("skipping corrupt checkpoint: %s", err)
     return None
 
 
-def resume_point(checkpoint: Any | None) -> LoadedCheckpoint | None:
-    """Where a (re)started run continues, from Ray Train's latest checkpoint.
+def storage_location(storage_path: str, endpoint_url: str | None = None) -> tuple[str, pafs.FileSystem]:
+    """A storage path as Ray Train and pyarrow want it: local folders absolute, S3 through s3fs."""
+    from crossdiff.platform.archive.filesystems import StorageOptions, get_filesystem, is_s3
 
-    Args:
-        checkpoint: ``ray.train.get_checkpoint()``: None for a fresh run. Its
-            siblings in the run directory are the fallbacks when it is corrupt.
-    """
-    if checkpoint is None:
-        return None
-    filesystem, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
-    run_dir = path.rsplit("/", 1)[0]
-    ordered = [path] + [p for p in list_checkpoints(filesystem, run_dir) if p != path]
-    return newest_valid_checkpoint(filesystem, ordered)
+    if not is_s3(storage_path):
+        return str(Path(storage_path).resolve()), pafs.LocalFileSystem()
+    fs, key = get_filesystem(storage_path, StorageOptions(endpoint_url=endpoint_url))
+    return key, pafs.PyFileSystem(pafs.FSSpecHandler(fs))

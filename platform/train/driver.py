@@ -20,10 +20,10 @@ import torch
 
 from crossdiff.models.crossdiff import CrossDiff
 from crossdiff.models.pretrain import CrossPretrainer
-from crossdiff.platform.archive.filesystems import StorageOptions, get_filesystem, is_s3
+from crossdiff.platform.archive.filesystems import StorageOptions
 from crossdiff.platform.archive.manifest import manifest_hash, read_manifest
 from crossdiff.platform.ray_runtime import ensure_ray
-from crossdiff.platform.train.checkpoints import read_checkpoint
+from crossdiff.platform.train.checkpoints import read_checkpoint, storage_location
 from crossdiff.platform.train.config import PretrainConfig
 from crossdiff.platform.train.report import LOSS_KEYS, denoising_quicklook, write_loss_curves
 from crossdiff.platform.train.worker_loop import TRAINED_COLUMNS, pretrain_worker
@@ -42,17 +42,6 @@ class PretrainResult:
     steps: int
     model_version: Any | None = None
     artifacts: dict[str, Path] = dataclasses.field(default_factory=dict)
-
-
-def _storage(cfg: PretrainConfig) -> tuple[str, Any]:
-    """Ray Train's storage path and filesystem: local folders as they are, S3 through s3fs."""
-    path = cfg.run.storage_path
-    if not is_s3(path):
-        return str(Path(path).resolve()), None
-    from pyarrow import fs as pafs
-
-    fs, key = get_filesystem(path, StorageOptions(endpoint_url=cfg.data.endpoint_url))
-    return key, pafs.PyFileSystem(pafs.FSSpecHandler(fs))
 
 
 def _manifest_facts(cfg: PretrainConfig) -> dict[str, str]:
@@ -88,7 +77,7 @@ def build_trainer(cfg: PretrainConfig, loop_config: dict[str, Any], datasets: di
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    storage_path, storage_fs = _storage(cfg)
+    storage_path, storage_fs = storage_location(cfg.run.storage_path, cfg.data.endpoint_url)
     scale = cfg.scale
     return TorchTrainer(
         pretrain_worker,
@@ -139,7 +128,10 @@ def run_pretraining(cfg: PretrainConfig, *, out_dir: Path, ray_address: str | No
         run_id = start_or_resume_run(tracking_uri, cfg.tracking.experiment, cfg.run.name,
                                      tags={"stage": "pretrain", **facts})
         logger = RunLogger(tracking_uri, run_id)
-        logger.log_params(cfg.to_dict())
+        try:
+            logger.log_params(cfg.to_dict())
+        except ValueError as err:  # a resumed run with a changed config (e.g. more steps): keep both
+            logger.set_tags({"config_changed_on_resume": str(err)})
         logger.log_config(cfg.to_dict(), "pretrain_config.yaml")
     (out_dir / "pretrain_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 

@@ -20,7 +20,12 @@ import torch
 from crossdiff.models.crossdiff import CrossDiff
 from crossdiff.models.performance import to_channels_last
 from crossdiff.models.pretrain import CrossPretrainer
-from crossdiff.platform.train.checkpoints import checkpoint_dir_name, resume_point, write_checkpoint
+from crossdiff.platform.train.checkpoints import (
+    checkpoint_dir_name,
+    resume_point,
+    storage_location,
+    write_checkpoint,
+)
 from crossdiff.platform.train.config import PretrainConfig
 from crossdiff.platform.train.step import build_train_state, train_step
 
@@ -65,7 +70,8 @@ def pretrain_worker(loop_config: dict[str, Any]) -> None:
 
     torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
     model = CrossDiff.from_config(cfg.model_config())
-    resume = resume_point(ray.train.get_checkpoint())
+    storage_path, storage_fs = storage_location(cfg.run.storage_path, cfg.data.endpoint_url)
+    resume = resume_point(ray.train.get_checkpoint(), storage_fs, f"{storage_path}/{cfg.run.name}")
     if resume is not None:
         model.load_state_dict(resume.state_dict)
     model.to(device)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import real_scene
+from scenes import real_scene
 
 from crossdiff.models.baselines import BASELINES
 from crossdiff.models.resample import wald_pair

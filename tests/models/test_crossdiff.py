@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import real_scene
+from scenes import real_scene
+
 from crossdiff.models.config import CrossDiffConfig
 from crossdiff.models.crossdiff import CrossDiff
 from crossdiff.models.performance import autocast, sample_channels_last, to_channels_last

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+from scenes import SCENES_DIR as SCENES  # noqa: F401  (re-exported for the archive tests)
+from scenes import real_scene as real
 
-SCENES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "scenes"
 L8 = "landsat8_LC80200392015216LGN00"
-
-
-def real(name: str) -> Path:
-    """A real sample scene folder; skips the test when the samples are absent."""
-    path = SCENES / name
-    if not path.is_dir():
-        pytest.skip(f"real sample scene {name} not found at {path}")
-    return path
 
 
 def link_scene(name: str, dest: Path, skip: tuple[str, ...] = ()) -> Path:

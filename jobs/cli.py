@@ -17,6 +17,7 @@ JOBS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "write a synthetic PAN/MS GeoTIFF archive (labelled synthetic)"),
     "ingest": ("ingest", "scan a PAN/MS archive (folder or s3://) into a Parquet tile manifest"),
     "pretrain": ("pretrain", "stage 1: pretrain the P2M and M2P diffusion nets on Ray Train"),
+    "evaluate": ("evaluate", "score methods and fused products (reduced/full resolution), write a report"),
 }
 
 

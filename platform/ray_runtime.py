@@ -12,9 +12,6 @@ import os
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
-# Ray resolves "this node" to the machine's external address unless told that
-# the instance is single-machine; this switch makes it use loopback throughout.
-_LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: float | None = None, **init_kwargs: Any) -> bool:
@@ -37,6 +34,5 @@ def ensure_ray(address: str | None = None, *, num_cpus: float | None = None, **i
         ray.init(address=address, **init_kwargs)
     else:
         init_kwargs.setdefault("include_dashboard", False)
-        os.environ.setdefault(_LOOPBACK_ONLY_ENV, "0")
         ray.init(address="local", num_cpus=num_cpus, _node_ip_address=LOOPBACK, **init_kwargs)
     return True

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Ray resolves "this node" to the machine's external address, which a sandbox
+# may not route; single-machine test clusters must use loopback throughout.
+# Ray reads this switch when it is first imported, so it is set here, first.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import pytest
 from scenes import SCENES_DIR

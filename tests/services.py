@@ -101,8 +101,8 @@ def ray_cluster(n_nodes: int = 2, cpus_per_node: float = 1, tmp_dir: Path | None
     import ray
     from ray.cluster_utils import Cluster
 
-    # Single-machine clusters must bind to loopback (see platform/ray_runtime.py).
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    # Single-machine clusters must bind to loopback: tests/conftest.py sets
+    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is first imported.
     if tmp_dir is not None:
         os.environ["RAY_TMPDIR"] = str(tmp_dir)
     node_args = {"num_cpus": cpus_per_node, "node_ip_address": "127.0.0.1"}

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,17 @@ from crossdiff.platform.train.report import LOSS_KEYS, denoising_quicklook, writ
 from crossdiff.platform.train.worker_loop import TRAINED_COLUMNS, pretrain_worker
 
 log = logging.getLogger(__name__)
+
+# Settings every training worker needs to reach object storage and MLflow;
+# workers on other nodes do not share the driver's environment.
+FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+                 "AWS_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                 "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def worker_env() -> dict[str, str]:
+    """The forwarded settings present in the driver's environment."""
+    return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
 
 
 @dataclasses.dataclass
@@ -69,7 +81,9 @@ def build_dataset(cfg: PretrainConfig, *, shuffle: bool = True):
     if stream.n_tiles == 0:
         raise ValueError(f"{d.manifest}: no tiles for split={d.split!r}, sensors={d.sensors}")
     epochs = math.ceil(cfg.run.max_steps * d.batch_size / stream.n_tiles) + 1
-    return stream.dataset(range(epochs)).select_columns(TRAINED_COLUMNS)
+    # Dropping columns is nearly free; a full CPU for it (Ray's default) can
+    # starve a cluster whose CPUs the training workers already hold.
+    return stream.dataset(range(epochs)).select_columns(TRAINED_COLUMNS, num_cpus=0.05)
 
 
 def build_trainer(cfg: PretrainConfig, loop_config: dict[str, Any], datasets: dict[str, Any]):
@@ -91,7 +105,8 @@ def build_trainer(cfg: PretrainConfig, loop_config: dict[str, Any], datasets: di
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints,
                                                checkpoint_score_attribute="loss_since_checkpoint",
                                                checkpoint_score_order="min"),
-            failure_config=FailureConfig(max_failures=scale.max_failures)),
+            failure_config=FailureConfig(max_failures=scale.max_failures),
+            worker_runtime_env={"env_vars": worker_env()}),
         datasets=datasets,
     )
 

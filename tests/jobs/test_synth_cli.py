@@ -7,6 +7,7 @@ import importlib
 import json
 
 import pytest
+
 from crossdiff.jobs import synth
 
 

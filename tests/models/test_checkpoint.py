@@ -6,6 +6,7 @@ import io
 
 import pytest
 import torch
+
 from crossdiff.models.checkpoint import load_checkpoint, load_model, save_checkpoint
 from crossdiff.models.config import UNetConfig
 from crossdiff.models.crossdiff import CrossDiff

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from crossdiff.models.config import DiffusionConfig, UNetConfig
 from crossdiff.models.diffusion import GaussianDiffusion, cosine_betas
 from crossdiff.models.unet import ConditionalUNet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from crossdiff.models.config import DiffusionConfig, UNetConfig
 from crossdiff.models.diffusion import GaussianDiffusion
 from crossdiff.models.features import encoder_features, feature_noise

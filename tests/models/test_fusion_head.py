@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from crossdiff.models.config import HeadConfig
 from crossdiff.models.fusion_head import SCSE, FusionHead
 

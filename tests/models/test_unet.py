@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from crossdiff.models.config import UNetConfig
 from crossdiff.models.unet import ConditionalUNet, timestep_embedding
 

@@ -106,8 +106,9 @@ def ray_cluster(n_nodes: int = 2, cpus_per_node: float = 1, tmp_dir: Path | None
     if tmp_dir is not None:
         os.environ["RAY_TMPDIR"] = str(tmp_dir)
     node_args = {"num_cpus": cpus_per_node, "node_ip_address": "127.0.0.1"}
+    # The head runs the dashboard: Ray's state API (which actor ran on which node) needs it.
     cluster = Cluster(initialize_head=True, connect=True,
-                      head_node_args={**node_args, "include_dashboard": False})
+                      head_node_args={**node_args, "include_dashboard": True, "dashboard_port": free_port()})
     try:
         for _ in range(n_nodes - 1):
             cluster.add_node(**node_args)

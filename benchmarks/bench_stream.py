@@ -1,0 +1,329 @@
+"""Benchmark: the Ray Data tile stream against a plain single-process rasterio loop.
+
+Throughput. Both sides read the same 256-px windows of the same synthetic
+archive (tiled DEFLATE GeoTIFFs, WorldView-2, 8 bands) in the same seeded
+order and do the same per-tile work: the NAIVE BASELINE is one process that
+keeps every file open, reads PAN and MS windows with rasterio and calls the
+same normalisation/lms code (:func:`crossdiff.platform.stream.make_samples`)
+on batches of the same size. Two workloads: ``read`` (windows, filter,
+normalisation; no lms) and ``full`` (with the 23-tap ``lms``: what training
+consumes). Each side reads every tile of an archive once (local files: the
+8x archive below, 2048 tiles; S3: the 1x one, 256 tiles), so no block is
+read twice, as in an archive larger than any cache. Rates leave out the
+first fifth of the tiles (file opens, actor start, first blocks; the time to
+the stream's first batch is logged apart). The stream runs with 1 and 2
+reader actors; "per core" divides its rate by the number of readers. Local
+files and an S3 endpoint (a moto server on loopback, GDAL ``/vsis3/``) are
+measured in the same run.
+
+Memory. One epoch of the ``full`` stream over a 1x archive and over an 8x
+one (the 1x scenes copied 8 times under new names: 8x the files, tiles and
+manifest rows). Peak memory is the sum of the proportional set size (PSS:
+shared pages such as the object store's are split between the processes
+that map them, so nothing is counted twice) of the driver and every process
+under it (GCS, raylet with the object store, Ray workers), sampled every
+50 ms by a thread; each measurement runs in a fresh process with its own Ray.
+Most of it is fixed: Ray's own processes, torch in each reader, and object
+store pages that stay mapped once touched (a plateau after a few blocks).
+
+Run: ``python -m benchmarks.bench_stream`` (about 6 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SENSOR = "WorldView-2"
+SCENE_PX = 1024  # 16 tiles of 256 px per scene
+TILE = 256
+BATCH = 32
+# 1x: 256 tiles (16 blocks of 32: enough for the stream to reach its steady
+# memory); 8x: 2048 tiles, also the local throughput archive; S3 uses the 1x.
+SCENES = 16
+
+
+def log(msg: str) -> None:
+    print(f"[bench_stream] {msg}", file=sys.stderr, flush=True)
+
+
+def build_archive(root: Path, n_scenes: int, seed: int = 11) -> Path:
+    """Synthetic scenes under ``root/archive`` and their manifest; returns the manifest path."""
+    from crossdiff.platform.synthetic import write_synthetic_archive
+
+    write_synthetic_archive(root / "archive", n_scenes, seed=seed, sensors=(SENSOR,), pan_size=SCENE_PX)
+    return ingest(root)
+
+
+def ingest(root: Path, archive: str | None = None, options=None) -> Path:
+    from crossdiff.platform.archive.ingest import IngestConfig, ingest_archive
+
+    out = root / "manifest.parquet"
+    ingest_archive(archive or str(root / "archive"), str(out), IngestConfig(tile=TILE), options, workers=0,
+                   progress=False)
+    return out
+
+
+def replicate(src_root: Path, dst_root: Path, copies: int) -> Path:
+    """An archive ``copies`` times larger: every scene folder copied under new names."""
+    for k in range(copies):
+        for scene in sorted((src_root / "archive").iterdir()):
+            shutil.copytree(scene, dst_root / "archive" / f"{scene.name}_copy{k}")
+    return ingest(dst_root)
+
+
+# ---------------------------------------------------------------------------
+# NAIVE BASELINE: one process, rasterio windows, the same per-tile work.
+# ---------------------------------------------------------------------------
+
+def plain_loop(stream, epochs: int, with_lms: bool) -> float:
+    """Tiles/s of one process reading the stream's tiles, in its order, for ``epochs`` epochs."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from crossdiff.platform.archive.filesystems import gdal_path, raster_env
+    from crossdiff.platform.stream import make_samples
+    from crossdiff.platform.stream.samples import keep_mask
+
+    rows = stream.order(range(epochs)).to_pylist()
+    sources = stream.settings.sources
+    (ph, pw), (mh, mw) = stream.pan_shape, stream.ms_shape
+    clock = RateClock(len(rows))
+    with raster_env(sources[0].pan_uri, stream.settings.storage):
+        files: dict[str, rasterio.DatasetReader] = {}
+
+        def f(uri: str):
+            if uri not in files:
+                files[uri] = rasterio.open(gdal_path(uri))
+            return files[uri]
+
+        for start in range(0, len(rows), BATCH):
+            chunk = rows[start:start + BATCH]
+            pans, mss = [], []
+            for r in chunk:
+                src = sources[r["src"]]
+                pans.append(f(src.pan_uri).read(src.pan_band, window=Window(r["pan_col"], r["pan_row"], pw, ph))[None])
+                ms = np.empty((stream.n_bands, mh, mw), src.dtype)
+                for uri, bands, channels in src.ms_reads:
+                    ms[list(channels)] = f(uri).read(list(bands), window=Window(r["ms_col"], r["ms_row"], mw, mh))
+                mss.append(ms)
+            pan, ms = np.stack(pans), np.stack(mss)
+            srcs = [sources[r["src"]] for r in chunk]
+            keep = keep_mask(pan, ms, [s.nodata for s in srcs], stream.config.min_valid)[0]
+            out = make_samples(pan[keep], ms[keep], bits=np.array([s.bits for s in srcs])[keep], ratio=stream.ratio,
+                               shift_x=np.array([r["shift_x"] for r in chunk])[keep],
+                               shift_y=np.array([r["shift_y"] for r in chunk])[keep],
+                               sensors=[s.sensor for s in srcs], with_lms=with_lms)
+            clock.add(len(chunk), len(out["pan"]))
+        for src in files.values():
+            src.close()
+    return clock.rate()
+
+
+class RateClock:
+    """Tiles per second after a warm-up share of the run (file opens, actor start, first blocks)."""
+
+    def __init__(self, total: int, warm_share: float = 0.2) -> None:
+        self.warm_at = max(1, int(total * warm_share))
+        self.seen = self.delivered = 0
+        self.t0 = time.perf_counter()
+        self.t_warm: float | None = None
+        self.startup = 0.0
+
+    def add(self, seen: int, delivered: int) -> None:
+        if self.seen == 0:
+            self.startup = time.perf_counter() - self.t0
+        self.seen += seen
+        if self.t_warm is None and self.seen >= self.warm_at:
+            self.t_warm, self.delivered = time.perf_counter(), 0
+            return
+        self.delivered += delivered
+
+    def rate(self) -> float:
+        return self.delivered / (time.perf_counter() - self.t_warm)
+
+
+def stream_rate(stream, epochs: int) -> tuple[float, float]:
+    """(tiles/s after warm-up, seconds to the first batch) of the stream over ``epochs`` epochs."""
+    clock = RateClock(stream.n_tiles * epochs)
+    for batch in stream.dataset(range(epochs)).iter_batches(batch_size=BATCH, batch_format="numpy"):
+        clock.add(len(batch["pan"]), len(batch["pan"]))
+    return clock.rate(), clock.startup
+
+
+def compare(manifest: str, storage, label: str, lines: list[str]) -> None:
+    """Plain loop vs the stream with 1 and 2 readers, for both workloads."""
+    from crossdiff.platform.stream import StreamConfig, TileStream
+
+    epochs = 1  # every tile read once: no help from caches that a real archive would overflow
+    for with_lms in (False, True):
+        work = "full (with lms)" if with_lms else "read (no lms)"
+        plain = None
+        rates = {}
+        for workers in (1, 2):
+            cfg = StreamConfig(split=None, batch_size=BATCH, workers=workers, with_lms=with_lms, seed=1)
+            stream = TileStream(manifest, cfg, storage)
+            if plain is None:
+                plain = plain_loop(stream, epochs, with_lms)
+                log(f"{label} {work}: plain loop {plain:.1f} tiles/s")
+            rates[workers], startup = stream_rate(stream, epochs)
+            log(f"{label} {work}: {workers} reader(s) {rates[workers]:.1f} tiles/s (first batch after {startup:.1f} s)")
+        lines.append(
+            f"stream {label}, {work}, {epochs * stream.n_tiles} tiles: plain loop {plain:.1f} tiles/s; "
+            f"stream 1 reader {rates[1]:.1f} tiles/s ({rates[1] / plain:.2f}x), 2 readers {rates[2]:.1f} tiles/s "
+            f"({rates[2] / plain:.2f}x = {rates[2] / 2 / plain:.2f}x per core, target >= 0.8); "
+            f"2 vs 1 reader {rates[2] / rates[1]:.2f}x")
+
+
+@contextlib.contextmanager
+def fresh_ray(cpus: int = 2) -> Iterator[None]:
+    import ray
+
+    from crossdiff.platform.ray_runtime import ensure_ray
+
+    ensure_ray(num_cpus=cpus, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+class PeakMemory:
+    """Samples the PSS of this process and all its descendants in a thread; keeps the peak."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        import psutil
+        import ray  # noqa: F401  (puts Ray's vendored psutil on sys.path)
+
+        self._psutil, self.interval_s = psutil, interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> int:
+        me = self._psutil.Process()
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(self._psutil.Error):
+                total += p.memory_full_info().pss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.sample())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _memory_child(manifest: str, out) -> None:
+    torch.set_num_threads(1)
+    from crossdiff.platform.stream import StreamConfig, TileStream
+
+    with fresh_ray():
+        stream = TileStream(manifest, StreamConfig(split=None, batch_size=BATCH, workers=2, seed=1))
+        with PeakMemory() as mem:
+            idle = mem.sample()
+            n = sum(len(b["pan"]) for b in stream.dataset(0).iter_batches(batch_size=BATCH))
+    out.put((mem.peak / 2**20, idle / 2**20, n))
+
+
+def memory_peak(manifest: str) -> tuple[float, float, int]:
+    """(peak MiB, idle MiB before the stream, tiles) for one epoch of the full stream.
+
+    It runs in a fresh process, so the driver holds nothing but the stream
+    (this process has written archives and run the other measurements).
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_memory_child, args=(manifest, out))
+    proc.start()
+    result = out.get()
+    proc.join()
+    return result
+
+
+def s3_section(root: Path, lines: list[str]) -> None:
+    """Upload the throughput archive to a moto server, ingest it from there, compare."""
+    import os
+
+    import boto3
+
+    from crossdiff.platform.archive.filesystems import StorageOptions
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from services import s3_server  # the test suite's real moto server launcher
+
+    with s3_server(root / "moto") as env:
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+            client.create_bucket(Bucket="bench")
+            for f in sorted((root / "archive").rglob("*")):
+                if f.is_file():
+                    client.upload_file(str(f), "bench", f"archive/{f.relative_to(root / 'archive')}")
+            storage = StorageOptions(endpoint_url=env["AWS_ENDPOINT_URL"])
+            (root / "s3").mkdir()
+            manifest = ingest(root / "s3", "s3://bench/archive", storage)
+            with fresh_ray():
+                compare(str(manifest), storage, "S3 (moto on loopback)", lines)
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def run() -> list[str]:
+    """Measure everything; return the report lines."""
+    # One intra-op thread everywhere: Ray readers get OMP_NUM_THREADS=1 from Ray,
+    # and the plain loop must not use a second core the stream's readers share.
+    torch.set_num_threads(1)
+    lines = [f"stream benchmark: {SENSOR} synthetic scenes {SCENE_PX} px, tiles {TILE} px, batches of {BATCH}, "
+             "2 CPUs for Ray, 1 torch thread per process"]
+    with tempfile.TemporaryDirectory(prefix="bench_stream_") as tmp:
+        tmp = Path(tmp)
+        log("writing the synthetic archives")
+        base = build_archive(tmp / "x1", SCENES)
+        big = replicate(tmp / "x1", tmp / "x8", 8)
+        with fresh_ray():
+            compare(str(big), None, "local files", lines)
+        try:
+            s3_section(tmp / "x1", lines)
+        except (ImportError, FileNotFoundError, TimeoutError, RuntimeError) as err:
+            lines.append(f"stream S3: skipped ({type(err).__name__}: {err}); install the dev extras (moto)")
+        peak1, idle1, n1 = memory_peak(str(base))
+        peak8, idle8, n8 = memory_peak(str(big))
+        log(f"memory: 1x {peak1:.0f} MiB ({n1} tiles), 8x {peak8:.0f} MiB ({n8} tiles)")
+        lines.append(
+            f"stream memory, full epoch: 1x archive ({n1} tiles) peak {peak1:.0f} MiB, 8x archive ({n8} tiles) "
+            f"peak {peak8:.0f} MiB -> 8x/1x {peak8 / peak1:.2f} (target <= 1.3); above idle Ray "
+            f"({idle1:.0f} / {idle8:.0f} MiB): {peak1 - idle1:.0f} vs {peak8 - idle8:.0f} MiB -> "
+            f"{(peak8 - idle8) / max(peak1 - idle1, 1.0):.2f}")
+    return lines
+
+
+if __name__ == "__main__":
+    for line in run():
+        print(line)

@@ -1,0 +1,237 @@
+"""The tile stream: values, shapes, filtering, alignment and epoch order.
+
+Most checks run the reader in-process on the same settings the Ray workers
+get (fast, exact); a few run the real Ray Data pipeline on a 2-CPU local Ray
+and compare it with the in-process result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from stream_helpers import by_tile, collect, direct_read, make_archive, rows_as_batch
+
+from crossdiff.models.resample import interp23tap, wald_pair
+from crossdiff.platform.stream import (
+    StreamConfig,
+    TileReader,
+    TileStream,
+    epoch_order,
+    fourier_shift,
+    make_samples,
+)
+from crossdiff.platform.stream.reader import HandleCache
+from crossdiff.platform.stream.samples import keep_mask
+
+WV2_MAX = 2**11 - 1
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    return make_archive(tmp_path_factory.mktemp("stream"))
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    from crossdiff.platform.ray_runtime import ensure_ray
+
+    ensure_ray(num_cpus=2, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+def in_process(stream: TileStream, epoch: int = 0) -> dict[str, np.ndarray]:
+    """What the Ray workers produce for one epoch, computed by one reader here."""
+    return TileReader(stream.settings)(rows_as_batch(stream.order(epoch)))
+
+
+def test_original_values_equal_direct_reads(archive):
+    stream = TileStream(archive["table"], StreamConfig(split=None, sensors=["WV2"], shuffle=False))
+    out = in_process(stream)
+    rows = by_tile(archive["table"])
+    assert out["pan"].shape[1:] == (1, 128, 128) and out["ms"].shape[1:] == (8, 32, 32)
+    assert out["lms"].shape[1:] == (8, 128, 128)
+    for i, tile_id in enumerate(out["tile_id"]):
+        pan_dn, ms_dn = direct_read(rows[tile_id])
+        np.testing.assert_allclose(out["pan"][i], pan_dn / WV2_MAX * 2 - 1, atol=1e-6)
+        np.testing.assert_allclose(out["ms"][i], ms_dn / WV2_MAX * 2 - 1, atol=1e-6)
+    # lms is the 23-tap interpolation of ms (corner-aligned product: no shift).
+    expected = interp23tap(torch.from_numpy(out["ms"]), 4).numpy()
+    np.testing.assert_allclose(out["lms"], expected, atol=1e-5)
+    assert out["pan"].min() >= -1 and out["pan"].max() <= 1
+
+
+def test_blank_and_fill_tiles_are_dropped_and_counted(archive):
+    stream = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], shuffle=False))
+    reader = TileReader(stream.settings)
+    out = reader(rows_as_batch(stream.order(0)))
+    punched = archive["punched"]
+    assert set(punched) <= set(archive["table"]["tile_id"].to_pylist())  # the ingest kept them
+    assert not set(punched) & set(out["tile_id"])
+    assert len(out["tile_id"]) == stream.n_tiles - len(punched)
+    scene = next(iter(punched)).split("/")[0]
+    assert dict(reader.filtered) == {(scene, "nodata"): 1, (scene, "blank"): 1}
+    # With the filter off, both come back.
+    loose = TileStream(archive["table"], StreamConfig(split=None, sensors=["WV2"], min_valid=0.0, drop_blank=False))
+    assert len(in_process(loose)["tile_id"]) == loose.n_tiles
+
+
+def test_keep_mask_hand_cases():
+    pan = np.ones((3, 1, 4, 4))
+    pan[0, 0, 0, 0] = 5  # tile 0: fine
+    pan[1, 0, :2] = 0  # tile 1: half of PAN is fill (no nodata declared -> 0)
+    pan[1, 0, 2:, 0] = 7
+    ms = np.arange(3 * 2 * 2 * 2, dtype=float).reshape(3, 2, 2, 2) + 1
+    ms[2] = 3.0  # tile 2: every MS band constant -> blank (PAN too)
+    keep, blank, low = keep_mask(pan, ms, [None, None, None], min_valid=0.9)
+    assert keep.tolist() == [True, False, False]
+    assert blank.tolist() == [False, False, True] and low.tolist() == [False, True, False]
+    # A declared nodata makes an MS pixel fill when any band has it: 2 of 4 here.
+    ms2 = ms[:1].copy()
+    ms2[0, 0, 0, :] = -9  # band 0 only, top row
+    assert keep_mask(pan[:1], ms2, [-9.0], min_valid=0.5)[2].tolist() == [False]
+    assert keep_mask(pan[:1], ms2, [-9.0], min_valid=0.51)[2].tolist() == [True]
+    assert keep_mask(pan[:1], ms2, [None], min_valid=1.0)[2].tolist() == [False]  # no nodata: -9 is data
+
+
+def test_mixed_band_counts_need_a_filter(archive):
+    with pytest.raises(ValueError, match="bands=<count>"):
+        TileStream(archive["table"], StreamConfig(split=None))
+    qb = TileStream(archive["table"], StreamConfig(split=None, bands=4))
+    assert qb.sensors == ["QuickBird"] and qb.n_bands == 4 and qb.n_tiles == 16
+    assert TileStream(archive["table"], StreamConfig(split=None, sensors=["QB"])).n_tiles == 16
+    with pytest.raises(ValueError, match="no tiles match"):
+        TileStream(archive["table"], StreamConfig(split=None, sensors=["IKONOS"]))
+
+
+def test_reduced_mode_is_a_wald_pair_of_the_original_window(archive):
+    stream = TileStream(archive["table"], StreamConfig(split=None, sensors=["QuickBird"], mode="reduced",
+                                                       shuffle=False))
+    out = in_process(stream)
+    n = stream.n_tiles
+    assert out["pan"].shape == (n, 1, 32, 32) and out["ms"].shape == (n, 4, 8, 8)
+    assert out["lms"].shape == (n, 4, 32, 32) and out["gt"].shape == (n, 4, 32, 32)
+    rows = by_tile(archive["table"])
+    pan_dn, ms_dn = map(np.stack, zip(*(direct_read(rows[t]) for t in out["tile_id"]), strict=True))
+    np.testing.assert_allclose(out["gt"], ms_dn / WV2_MAX * 2 - 1, atol=1e-6)  # gt: the original MS
+    ref = wald_pair(torch.from_numpy(ms_dn / WV2_MAX), torch.from_numpy(pan_dn / WV2_MAX), "QuickBird")
+    for key in ("pan", "ms", "lms"):
+        np.testing.assert_allclose(out[key], ref[key].numpy() * 2 - 1, atol=1e-5)
+
+
+def test_epoch_order_is_seeded_and_windowed():
+    scene = np.repeat(np.arange(10), 5)  # 10 scenes of 5 tiles
+    order = epoch_order(scene, seed=1, epoch=0, window=3)
+    assert sorted(order.tolist()) == list(range(50))
+    assert np.array_equal(order, epoch_order(scene, seed=1, epoch=0, window=3))
+    assert not np.array_equal(order, epoch_order(scene, seed=1, epoch=1, window=3))
+    assert not np.array_equal(order, epoch_order(scene, seed=2, epoch=0, window=3))
+    # Windows of 3 scenes: the first 15 rows hold 3 whole scenes, shuffled among themselves.
+    first = scene[order[:15]]
+    assert len(set(first.tolist())) == 3 and all((first == s).sum() == 5 for s in set(first.tolist()))
+    assert len(set(scene[order[:15]].tolist())) < len(set(scene[epoch_order(scene, 1, 0, None)[:15]].tolist()))
+    runs = scene[epoch_order(scene, seed=1, epoch=0, window=1)]
+    assert (np.diff(runs) != 0).sum() == 9  # one window per scene: each scene's tiles contiguous
+
+
+def test_fourier_shift_hand_cases():
+    w = 32
+    x = torch.arange(w, dtype=torch.float64)
+    wave = torch.cos(2 * torch.pi * 3 * x / w).expand(2, 1, 4, w).clone()
+    shifted = fourier_shift(wave, torch.tensor([0.5, -2.0]), torch.zeros(2))
+    np.testing.assert_allclose(shifted[0, 0, 0], torch.cos(2 * torch.pi * 3 * (x + 0.5) / w), atol=1e-9)
+    np.testing.assert_allclose(shifted[1], torch.roll(wave[1], 2, dims=-1), atol=1e-9)  # integer: a roll
+    assert fourier_shift(wave, torch.zeros(2), torch.zeros(2)) is wave
+
+
+def test_landsat8_lms_is_sampled_at_the_pan_pixel_positions(tmp_path, scenes_dir):
+    """The L8 B8 grid is half a PAN pixel off the MS grid (ms_shift 0.25): lms must follow it.
+
+    Hand-worked: at ratio 2 the 23-tap interpolator puts MS sample i at PAN
+    index 2i + 1; at ratio 4 at index 4i + 2. PAN pixel m of a tile whose
+    corner is 0.25 MS pixel into the MS window sits at MS coordinate
+    (m - 1)/2 + 0.25, which is x4 index 2m + 1: the aligned lms must match
+    ``interp23tap(ms, 4)[..., 1::2, 1::2]``, an independent interpolation.
+    """
+    from archive_helpers import L8, link_scene
+
+    from crossdiff.platform.archive.ingest import ingest_archive
+
+    link_scene(L8, tmp_path / "archive" / L8)
+    ingest_archive(str(tmp_path / "archive"), str(tmp_path / "m.parquet"), workers=0, progress=False)
+    stream = TileStream(str(tmp_path / "m.parquet"), StreamConfig(split=None, shuffle=False, min_valid=0.0))
+    assert set(stream.tiles["ms_shift_x"].to_pylist()) == {0.25}
+    assert set(stream.tiles["ms_shift_y"].to_pylist()) == {0.25}
+    out = in_process(stream)
+    ms = torch.from_numpy(out["ms"]).double()
+    at_pan_positions = interp23tap(ms, 4)[..., 1::2, 1::2].numpy()
+    unshifted = interp23tap(ms, 2).numpy()
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))  # away from the circular borders
+    err_aligned = np.abs(out["lms"] - at_pan_positions)[inner].mean()
+    err_unshifted = np.abs(unshifted - at_pan_positions)[inner].mean()
+    assert err_aligned < 0.2 * err_unshifted
+
+
+def test_scenes_of_different_dtypes_and_bit_depths_share_a_stream(tmp_path, scenes_dir):
+    """GeoEye-1 (8-bit uint8) and a generic VHR scene (11-bit uint16), both 4-band, in one batch."""
+    from archive_helpers import link_scene
+
+    from crossdiff.platform.archive.ingest import ingest_archive
+
+    for name in ("ge1_sample", "vhr4_sample"):
+        link_scene(name, tmp_path / "archive" / name)
+    ingest_archive(str(tmp_path / "archive"), str(tmp_path / "m.parquet"), workers=0, progress=False)
+    stream = TileStream(str(tmp_path / "m.parquet"), StreamConfig(split=None, bands=4, with_lms=False,
+                                                                  shuffle=False, min_valid=0.0))
+    assert {s.dtype for s in stream.settings.sources} == {"uint8", "uint16"}
+    out = in_process(stream)
+    rows = by_tile(stream.tiles)
+    for i, tile_id in enumerate(out["tile_id"]):
+        row = rows[tile_id]
+        pan_dn, ms_dn = direct_read(row)
+        top = 2.0 ** row["bits"] - 1
+        np.testing.assert_allclose(out["pan"][i], pan_dn / top * 2 - 1, atol=1e-6)
+        np.testing.assert_allclose(out["ms"][i], ms_dn / top * 2 - 1, atol=1e-6)
+
+
+def test_handle_cache_is_bounded(archive):
+    cache = HandleCache(max_open=2)
+    uris = [str(s / "pan.tif") for s in archive["scenes"]]
+    for uri in uris + uris[-1:]:
+        cache.get(uri)
+    assert len(cache) == 2 and cache.opens == 3  # the repeated file was reused, the first closed
+    cache.close()
+    assert len(cache) == 0
+
+
+def test_make_samples_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="mode"):
+        make_samples(np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 2, 2)), bits=np.array([11]), ratio=4,
+                     shift_x=np.zeros(1), shift_y=np.zeros(1), sensors=["generic"], mode="full")
+
+
+@pytest.mark.slow
+def test_ray_stream_equals_in_process_and_epochs_reorder(archive, ray_local):
+    cfg = StreamConfig(split=None, sensors=["WorldView-2"], seed=3, batch_size=5, workers=2)
+    stream = TileStream(archive["manifest"], cfg)
+    got = collect(stream.dataset(0))
+    ref = in_process(stream, 0)
+    assert got["tile_id"].tolist() == ref["tile_id"].tolist()  # same seeded order, same filtering
+    for key in ("pan", "ms", "lms"):
+        np.testing.assert_allclose(got[key], ref[key], atol=1e-6)
+    assert set(got["epoch"].tolist()) == {0}
+
+    one_worker = TileStream(archive["manifest"], StreamConfig(**{**cfg.__dict__, "workers": 1, "with_lms": False}))
+    again = collect(one_worker.dataset(0))
+    assert again["tile_id"].tolist() == got["tile_id"].tolist()  # order independent of worker count
+    two_epochs = collect(one_worker.dataset([1, 2]))
+    e1 = two_epochs["tile_id"][two_epochs["epoch"] == 1].tolist()
+    e2 = two_epochs["tile_id"][two_epochs["epoch"] == 2].tolist()
+    assert sorted(e1) == sorted(e2) == sorted(got["tile_id"].tolist())
+    assert e1 != got["tile_id"].tolist() and e1 != e2  # a new order every epoch
+    assert stream.skipped().num_rows == 0
+    assert sum(stream.filtered().values()) == len(archive["punched"])

@@ -67,3 +67,16 @@ def s3_archive(s3_env, tmp_path_factory) -> dict:
     client.upload_file(str(ge1 / "pan.tif"), bucket, "scenes/missing_ms/pan.tif")
     client.upload_file(str(ge1 / "scene.json"), bucket, "scenes/missing_ms/scene.json")
     return {"bucket": bucket, "root": f"s3://{bucket}/scenes", "local": local, "client": client}
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A private local Ray (2 CPUs, loopback) for one test module, shut down after it."""
+    import ray
+
+    from crossdiff.platform.ray_runtime import ensure_ray
+
+    ensure_ray(num_cpus=2, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()

@@ -18,17 +18,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    from crossdiff.platform.ray_runtime import ensure_ray
-
-    ensure_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
     return real_manifest(real_scene("ge1_sample"), tmp_path_factory.mktemp("manifest"))
 
@@ -60,7 +49,7 @@ def _wait_for(predicate, timeout: float, what: str):
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def test_killed_worker_resumes_from_last_checkpoint(local_ray, manifest, tmp_path):
+def test_killed_worker_resumes_from_last_checkpoint(ray_local, manifest, tmp_path):
     cfg = job(manifest, tmp_path / "ckpt", name="killed", steps=30, every=5,
               tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     outcome: dict = {}
@@ -79,7 +68,7 @@ def test_killed_worker_resumes_from_last_checkpoint(local_ray, manifest, tmp_pat
     assert killed_after <= resumed <= 30 and resumed % 5 == 0
 
 
-def test_restart_with_same_name_resumes_and_corrupt_checkpoint_is_skipped(local_ray, manifest, tmp_path):
+def test_restart_with_same_name_resumes_and_corrupt_checkpoint_is_skipped(ray_local, manifest, tmp_path):
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = _run(job(manifest, tmp_path / "ckpt", name="again", steps=6, every=3, tracking_uri=tracking), tmp_path)
     assert first.steps == 6

@@ -32,18 +32,6 @@ def archive(tmp_path_factory):
     return make_archive(tmp_path_factory.mktemp("stream"))
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from crossdiff.platform.ray_runtime import ensure_ray
-
-    ensure_ray(num_cpus=2, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield
-    ray.shutdown()
-
-
 def in_process(stream: TileStream, epoch: int = 0) -> dict[str, np.ndarray]:
     """What the Ray workers produce for one epoch, computed by one reader here."""
     return TileReader(stream.settings)(rows_as_batch(stream.order(epoch)))

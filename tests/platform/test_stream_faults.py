@@ -36,18 +36,6 @@ def broken(tmp_path_factory):
     return archive
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from crossdiff.platform.ray_runtime import ensure_ray
-
-    ensure_ray(num_cpus=2, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield
-    ray.shutdown()
-
-
 def test_with_retries_backs_off_then_gives_up():
     calls, errors = [], []
 

@@ -18,18 +18,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from crossdiff.platform.ray_runtime import ensure_ray
-
-    ensure_ray(num_cpus=2, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def s3_stream_archive(s3_env, tmp_path_factory):
     """The synthetic test archive, locally and uploaded to a bucket."""
     import boto3

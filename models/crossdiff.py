@@ -20,7 +20,7 @@ from crossdiff.models.config import CrossDiffConfig
 from crossdiff.models.diffusion import GaussianDiffusion
 from crossdiff.models.features import encoder_features
 from crossdiff.models.fusion_head import FusionHead
-from crossdiff.models.unet import ConditionalUNet
+from crossdiff.models.unet import ConditionalUNet, check_bchw, check_same_grid
 
 Features = dict[str, list[torch.Tensor]]
 
@@ -65,18 +65,10 @@ class CrossDiff(nn.Module):
             raise ValueError(f"sample lacks {missing}; CrossDiff needs 'pan' and 'lms'{hint}")
         pan, lms = sample["pan"], sample["lms"]
         bands = self.config.bands
-        if pan.ndim != 4 or pan.shape[1] != 1:
-            raise ValueError(f"sample['pan'] must be (B, 1, H, W), got {tuple(pan.shape)}")
-        if lms.ndim != 4 or lms.shape[1] != bands:
-            raise ValueError(
-                f"sample['lms'] must be (B, {bands}, H, W) for this {bands}-band model, "
-                f"got {tuple(lms.shape)}; build a model for the sensor's band count"
-            )
-        if pan.shape[0] != lms.shape[0] or pan.shape[2:] != lms.shape[2:]:
-            raise ValueError(
-                f"sample['pan'] {tuple(pan.shape)} and sample['lms'] {tuple(lms.shape)} "
-                f"must share batch and H, W"
-            )
+        check_bchw(pan, 1, "sample['pan']")
+        check_bchw(lms, bands, "sample['lms']",
+                   f" for this {bands}-band model; build a model for the sensor's band count")
+        check_same_grid(pan, lms, "sample['pan']", "sample['lms']")
         return pan, lms
 
     # -- stage 1 --------------------------------------------------------------------------

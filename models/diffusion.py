@@ -166,6 +166,22 @@ class GaussianDiffusion:
 
     # -- sampling -----------------------------------------------------------------------
 
+    def _start(self, shape: tuple[int, ...], cond: torch.Tensor, guidance_scale: float | None,
+               generator: torch.Generator | None, x_T: torch.Tensor | None) -> tuple[float, torch.Tensor]:
+        """A sampling loop's guidance weight and starting noise ``x_T``."""
+        w = self.config.guidance_scale if guidance_scale is None else guidance_scale
+        return w, (_randn(torch.Size(shape), cond, generator) if x_T is None else x_T)
+
+    def _predict(self, model: Denoiser, x: torch.Tensor, cond: torch.Tensor, step: int,
+                 w: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(t, eps, x0)`` at timestep ``step``: guided noise and the clean image it implies (clipped if set)."""
+        t = torch.full((x.shape[0],), step, device=x.device, dtype=torch.long)
+        eps = self.guided_eps(model, x, cond, t, w)
+        x0 = self.predict_x0(x, t, eps)
+        if self.config.clip_denoised:
+            x0 = x0.clamp(-1, 1)
+        return t, eps, x0
+
     @torch.no_grad()
     def p_sample_loop(
         self,
@@ -177,13 +193,9 @@ class GaussianDiffusion:
         x_T: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Ancestral DDPM sampling over all T steps with classifier-free guidance."""
-        w = self.config.guidance_scale if guidance_scale is None else guidance_scale
-        x = _randn(torch.Size(shape), cond, generator) if x_T is None else x_T
+        w, x = self._start(shape, cond, guidance_scale, generator, x_T)
         for step in range(self.num_timesteps, 0, -1):
-            t = torch.full((shape[0],), step, device=cond.device, dtype=torch.long)
-            x0 = self.predict_x0(x, t, self.guided_eps(model, x, cond, t, w))
-            if self.config.clip_denoised:
-                x0 = x0.clamp(-1, 1)
+            t, _, x0 = self._predict(model, x, cond, step, w)
             mean = (
                 self._take(self.posterior_mean_coef1, t, x) * x0
                 + self._take(self.posterior_mean_coef2, t, x) * x
@@ -214,17 +226,13 @@ class GaussianDiffusion:
         x_T: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """DDIM sampling (Song et al. 2021); eta = 0 is deterministic given x_T (or the generator)."""
-        w = self.config.guidance_scale if guidance_scale is None else guidance_scale
-        x = _randn(torch.Size(shape), cond, generator) if x_T is None else x_T
+        w, x = self._start(shape, cond, guidance_scale, generator, x_T)
         ts = self.ddim_timesteps(steps)
         for cur, nxt in zip(ts, [*ts[1:], 0], strict=True):
-            t = torch.full((shape[0],), cur, device=cond.device, dtype=torch.long)
+            t, eps, x0 = self._predict(model, x, cond, cur, w)
             ab = self._take(self.alpha_bar, t, x)
             ab_next = self._take(self.alpha_bar, torch.full_like(t, nxt), x)
-            eps = self.guided_eps(model, x, cond, t, w)
-            x0 = self.predict_x0(x, t, eps)
             if self.config.clip_denoised:
-                x0 = x0.clamp(-1, 1)
                 eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()  # keep eps consistent with the clipped x0
             sigma = eta * ((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)).sqrt()
             x = ab_next.sqrt() * x0 + (1 - ab_next - sigma**2).clamp(min=0).sqrt() * eps

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossdiff.models.config import HeadConfig
-from crossdiff.models.unet import orthogonal_init_
+from crossdiff.models.unet import check_bchw, orthogonal_init_
 
 
 class SCSE(nn.Module):
@@ -88,8 +88,7 @@ class FusionHead(nn.Module):
 
     def _check(self, lms: torch.Tensor, feats_p2m: Sequence[torch.Tensor], feats_m2p: Sequence[torch.Tensor]):
         lv = self.config.levels
-        if lms.ndim != 4 or lms.shape[1] != self.bands:
-            raise ValueError(f"fusion head: lms must be (B, {self.bands}, H, W), got {tuple(lms.shape)}")
+        check_bchw(lms, self.bands, "fusion head: lms")
         for name, feats in (("P2M", feats_p2m), ("M2P", feats_m2p)):
             if len(feats) != len(lv):
                 raise ValueError(f"fusion head: {name} gave {len(feats)} feature maps, expected {len(lv)}")

@@ -37,6 +37,19 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+def check_bchw(x: torch.Tensor, channels: int, what: str, hint: str = "") -> None:
+    """Raise a ValueError naming ``what`` unless ``x`` is (B, channels, H, W); ``hint`` says how to fix it."""
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"{what} must be (B, {channels}, H, W), got shape {tuple(x.shape)}{hint}")
+
+
+def check_same_grid(a: torch.Tensor, b: torch.Tensor, what_a: str, what_b: str) -> None:
+    """Raise unless two (B, C, H, W) maps share batch size and H, W (both on the PAN grid)."""
+    if a.shape[0] != b.shape[0] or a.shape[2:] != b.shape[2:]:
+        raise ValueError(f"{what_a} {tuple(a.shape)} and {what_b} {tuple(b.shape)} must share batch and H, W "
+                         f"(both at PAN resolution)")
+
+
 def orthogonal_init_(module: nn.Module) -> None:
     """Orthogonal weights (gain 1) and zero biases for every conv and linear layer."""
     for m in module.modules():
@@ -120,19 +133,10 @@ class ConditionalUNet(nn.Module):
         """Validate inputs where they enter; return t as a float tensor of shape (B,)."""
         cfg = self.config
         name = cfg.role.upper()
-        for label, x, ch in (("x_t", x_t, cfg.x0_channels), ("cond", cond, cfg.cond_channels)):
-            if x.ndim != 4:
-                raise ValueError(f"{name} UNet: {label} must be (B, C, H, W), got shape {tuple(x.shape)}")
-            if x.shape[1] != ch:
-                raise ValueError(
-                    f"{name} UNet ({cfg.bands} bands): {label} needs {ch} channel(s), got {x.shape[1]}; "
-                    f"build the UNet with the sensor's band count"
-                )
-        if x_t.shape[0] != cond.shape[0] or x_t.shape[2:] != cond.shape[2:]:
-            raise ValueError(
-                f"{name} UNet: x_t {tuple(x_t.shape)} and cond {tuple(cond.shape)} must share batch and H, W "
-                f"(both at PAN resolution)"
-            )
+        hint = f" ({cfg.bands}-band UNet: build it with the sensor's band count)"
+        check_bchw(x_t, cfg.x0_channels, f"{name} UNet: x_t", hint)
+        check_bchw(cond, cfg.cond_channels, f"{name} UNet: cond", hint)
+        check_same_grid(x_t, cond, f"{name} UNet: x_t", "cond")
         h, w = x_t.shape[2:]
         m = cfg.size_multiple
         if h % m or w % m:

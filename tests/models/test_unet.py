@@ -66,9 +66,9 @@ def test_size_not_divisible_by_eight_is_a_clear_error():
 
 def test_wrong_channel_counts_are_clear_errors():
     net = ConditionalUNet(UNetConfig(bands=4, role="p2m"))
-    with pytest.raises(ValueError, match="x_t needs 4 channel"):
+    with pytest.raises(ValueError, match=r"x_t must be \(B, 4, H, W\)"):
         net(torch.zeros(1, 8, 16, 16), torch.zeros(1, 1, 16, 16), 5)
-    with pytest.raises(ValueError, match="cond needs 1 channel"):
+    with pytest.raises(ValueError, match=r"cond must be \(B, 1, H, W\)"):
         net(torch.zeros(1, 4, 16, 16), torch.zeros(1, 4, 16, 16), 5)
     with pytest.raises(ValueError, match="share batch and H, W"):
         net(torch.zeros(1, 4, 16, 16), torch.zeros(1, 1, 24, 16), 5)

@@ -5,10 +5,11 @@ archive (tiled DEFLATE GeoTIFFs, WorldView-2, 8 bands) in the same seeded
 order and do the same per-tile work: the NAIVE BASELINE is one process that
 keeps every file open, reads PAN and MS windows with rasterio and calls the
 same normalisation/lms code (:func:`crossdiff.platform.stream.make_samples`)
-on batches of the same size. Two workloads: ``read`` (windows, filter,
+on batches of the same size (the stream reads blocks of its default size
+and the consumer takes batches of that size from them). Two workloads: ``read`` (windows, filter,
 normalisation; no lms) and ``full`` (with the 23-tap ``lms``: what training
 consumes). Each side reads every tile of an archive once (local files: the
-8x archive below, 2048 tiles; S3: the 1x one, 256 tiles), so no block is
+8x archive below, 4096 tiles; S3: the 1x one, 512 tiles), so no block is
 read twice, as in an archive larger than any cache. Rates leave out the
 first fifth of the tiles (file opens, actor start, first blocks; the time to
 the stream's first batch is logged apart). The stream runs with 1 and 2
@@ -26,7 +27,7 @@ under it (GCS, raylet with the object store, Ray workers), sampled every
 Most of it is fixed: Ray's own processes, torch in each reader, and object
 store pages that stay mapped once touched (a plateau after a few blocks).
 
-Run: ``python -m benchmarks.bench_stream`` (about 6 minutes on 2 cores).
+Run: ``python -m benchmarks.bench_stream`` (about 9 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ REPO = Path(__file__).resolve().parents[1]
 SENSOR = "WorldView-2"
 SCENE_PX = 1024  # 16 tiles of 256 px per scene
 TILE = 256
-BATCH = 32
-# 1x: 256 tiles (16 blocks of 32: enough for the stream to reach its steady
-# memory); 8x: 2048 tiles, also the local throughput archive; S3 uses the 1x.
-SCENES = 16
+BATCH = 32  # what the consumer (and the plain loop) takes at a time; the stream's blocks are its default size
+# 1x: 512 tiles (8 blocks: enough for the stream to reach its steady memory);
+# 8x: 4096 tiles, also the local throughput archive; S3 uses the 1x.
+SCENES = 32
 
 
 def log(msg: str) -> None:
@@ -171,7 +172,7 @@ def compare(manifest: str, storage, label: str, lines: list[str]) -> None:
         plain = None
         rates = {}
         for workers in (1, 2):
-            cfg = StreamConfig(split=None, batch_size=BATCH, workers=workers, with_lms=with_lms, seed=1)
+            cfg = StreamConfig(split=None, workers=workers, with_lms=with_lms, seed=1)
             stream = TileStream(manifest, cfg, storage)
             if plain is None:
                 plain = plain_loop(stream, epochs, with_lms)
@@ -238,7 +239,7 @@ def _memory_child(manifest: str, out) -> None:
     from crossdiff.platform.stream import StreamConfig, TileStream
 
     with fresh_ray():
-        stream = TileStream(manifest, StreamConfig(split=None, batch_size=BATCH, workers=2, seed=1))
+        stream = TileStream(manifest, StreamConfig(split=None, workers=2, seed=1))
         with PeakMemory() as mem:
             idle = mem.sample()
             n = sum(len(b["pan"]) for b in stream.dataset(0).iter_batches(batch_size=BATCH))
@@ -300,8 +301,13 @@ def run() -> list[str]:
     # One intra-op thread everywhere: Ray readers get OMP_NUM_THREADS=1 from Ray,
     # and the plain loop must not use a second core the stream's readers share.
     torch.set_num_threads(1)
-    lines = [f"stream benchmark: {SENSOR} synthetic scenes {SCENE_PX} px, tiles {TILE} px, batches of {BATCH}, "
-             "2 CPUs for Ray, 1 torch thread per process"]
+    from crossdiff.platform.stream import StreamConfig
+    from crossdiff.platform.stream.dataset import MAX_BLOCK_TILES
+
+    lines = [f"stream benchmark: {SENSOR} synthetic scenes {SCENE_PX} px, tiles {TILE} px, batches of {BATCH} "
+             f"(stream blocks of {MAX_BLOCK_TILES} tiles, "
+             f"{StreamConfig().tasks_in_flight} read tasks queued per reader), 2 CPUs for Ray, 1 torch thread "
+             "per process"]
     with tempfile.TemporaryDirectory(prefix="bench_stream_") as tmp:
         tmp = Path(tmp)
         log("writing the synthetic archives")

@@ -27,8 +27,8 @@ The driver does the cheap work on the manifest (a table of small rows):
    :class:`~.reader.Source` table. The rows that sit in the object store are
    then under 100 bytes a tile (tens of MB for a million tiles).
 
-Ray Data then runs :class:`~.reader.TileReader` over blocks of ``batch_size``
-rows on a fixed pool of actors (``ActorPoolStrategy``) with streaming
+Ray Data then runs :class:`~.reader.TileReader` over blocks of
+:attr:`TileStream.block_tiles` rows on a fixed pool of actors (``ActorPoolStrategy``) with streaming
 execution: backpressure keeps at most a few blocks per operator in flight and
 ``object_store_bytes`` caps what the stream may hold in the object store, so
 memory does not grow with the archive. No full scene is read, nothing is
@@ -62,6 +62,15 @@ from crossdiff.platform.stream import samples
 from crossdiff.platform.stream.reader import CREDENTIAL_ENV, ReaderSettings, Source, TileReader
 from crossdiff.platform.stream.skips import skipped_table, start_skip_log
 
+# Tiles per read block when the config leaves it open: each block costs a
+# round trip between Ray Data's executor and a reader, so blocks of 64 256-px
+# tiles (0.06 s of reading without lms) beat 32 (readers idle a third of the
+# time) and 128 (too few blocks to share among readers in a short stream);
+# measured with benchmarks/bench_stream.py. Large tiles are capped by bytes,
+# since every queued block is memory.
+MAX_BLOCK_TILES = 64
+BLOCK_BYTES = 256 << 20
+
 
 @dataclasses.dataclass(frozen=True)
 class StreamConfig:
@@ -80,8 +89,12 @@ class StreamConfig:
         min_valid: drop tiles whose read pixels are less valid than this (see samples).
         drop_blank: drop tiles with a constant PAN or constant MS.
         with_lms: compute ``lms`` in original mode (reduced mode always does).
-        batch_size: tiles per read task and output block (consumers re-batch freely).
+        batch_size: tiles per read task and output block (consumers re-batch
+            freely); None: ``MAX_BLOCK_TILES``, fewer where that many tiles'
+            samples would pass ``BLOCK_BYTES``.
         workers: reader actors; None uses every CPU of the cluster.
+        tasks_in_flight: read tasks queued on each reader, so one is ready
+            the moment the last finishes (Ray Data's default is 2).
         cpus_per_worker: CPUs each reader reserves (fractions share cores).
         retries: extra attempts of a failed tile read before it is skipped.
         backoff_s: first retry delay, doubled at each retry.
@@ -104,8 +117,9 @@ class StreamConfig:
     min_valid: float = 0.95
     drop_blank: bool = True
     with_lms: bool = True
-    batch_size: int = 32
+    batch_size: int | None = None
     workers: int | None = None
+    tasks_in_flight: int = 4
     cpus_per_worker: float = 1.0
     retries: int = 2
     backoff_s: float = 0.2
@@ -117,8 +131,10 @@ class StreamConfig:
     def __post_init__(self) -> None:
         if self.mode not in samples.MODES:
             raise ValueError(f"mode {self.mode!r} is not one of {samples.MODES}")
-        if self.batch_size < 1 or (self.workers is not None and self.workers < 1):
-            raise ValueError(f"batch_size ({self.batch_size}) and workers ({self.workers}) must be positive")
+        positive = (self.batch_size, self.tasks_in_flight, self.workers)
+        if any(v is not None and v < 1 for v in positive):
+            raise ValueError(f"batch_size ({self.batch_size}), tasks_in_flight ({self.tasks_in_flight}) and "
+                             f"workers ({self.workers}) must be positive")
         if not 0.0 <= self.min_valid <= 1.0 or not 0.0 <= self.min_manifest_valid <= 1.0:
             raise ValueError("min_valid and min_manifest_valid are fractions in [0, 1]")
         if self.shuffle_window is not None and self.shuffle_window < 1:
@@ -238,6 +254,16 @@ class TileStream:
         self._log = None
 
     @property
+    def block_tiles(self) -> int:
+        """Tiles per read task and output block (``config.batch_size``, or the default rule above)."""
+        if self.config.batch_size is not None:
+            return self.config.batch_size
+        shapes = samples.sample_shapes(self.config.mode, self.pan_shape, self.ms_shape, self.n_bands, self.ratio,
+                                       self.config.with_lms)
+        tile_bytes = 4 * sum(int(np.prod(s)) for s in shapes.values())
+        return int(np.clip(BLOCK_BYTES // tile_bytes, 1, MAX_BLOCK_TILES))
+
+    @property
     def n_tiles(self) -> int:
         return self.tiles.num_rows
 
@@ -309,13 +335,15 @@ class TileStream:
 
         c = self.config
         rows = self.order(epochs)
-        blocks = [rows.slice(i, c.batch_size) for i in range(0, rows.num_rows, c.batch_size)]
+        size = self.block_tiles
+        blocks = [rows.slice(i, size) for i in range(0, rows.num_rows, size)]
         workers = c.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // c.cpus_per_worker))
         with _data_context(c):
             ds = ray.data.from_arrow(blocks)
             return ds.map_batches(
-                TileReader, batch_size=c.batch_size, batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=c.cpus_per_worker,
+                TileReader, batch_size=size, batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=c.tasks_in_flight),
+                num_cpus=c.cpus_per_worker,
                 fn_constructor_kwargs={"settings": self.settings, "log": self._ensure_log()})
 
     def skipped(self) -> pa.Table:

@@ -287,13 +287,7 @@ class TileReader:
     def _empty(self) -> dict[str, np.ndarray]:
         """A zero-row batch with the right columns and shapes (every tile was dropped)."""
         s = self.settings
-        (ph, pw), (mh, mw), c, r = s.pan_shape, s.ms_shape, s.n_bands, s.ratio
-        if s.mode == "original":
-            shapes = {"pan": (1, ph, pw), "ms": (c, mh, mw)}
-            if s.with_lms:
-                shapes["lms"] = (c, ph, pw)
-        else:
-            shapes = {"pan": (1, mh, mw), "ms": (c, mh // r, mw // r), "lms": (c, mh, mw), "gt": (c, mh, mw)}
+        shapes = samples.sample_shapes(s.mode, s.pan_shape, s.ms_shape, s.n_bands, s.ratio, s.with_lms)
         out = {k: np.zeros((0, *v), np.float32) for k, v in shapes.items()}
         out.update(tile_id=np.array([], dtype=object), sensor=np.array([], dtype=object),
                    epoch=np.array([], dtype=np.int32))

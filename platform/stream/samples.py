@@ -61,6 +61,20 @@ MODES = ("original", "reduced")
 CHUNK = 1
 
 
+def sample_shapes(mode: str, pan_shape: tuple[int, int], ms_shape: tuple[int, int], bands: int, ratio: int,
+                  with_lms: bool = True) -> dict[str, tuple[int, ...]]:
+    """Per-tile shapes of the float32 arrays :func:`make_samples` returns (see the module docstring)."""
+    (ph, pw), (mh, mw), c, r = pan_shape, ms_shape, bands, ratio
+    if mode == "original":
+        shapes = {"pan": (1, ph, pw), "ms": (c, mh, mw)}
+        if with_lms:
+            shapes["lms"] = (c, ph, pw)
+        return shapes
+    if mode == "reduced":
+        return {"pan": (1, mh, mw), "ms": (c, mh // r, mw // r), "lms": (c, mh, mw), "gt": (c, mh, mw)}
+    raise ValueError(f"mode {mode!r} is not one of {MODES}")
+
+
 def valid_fraction(pan: np.ndarray, ms: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
     """Share of each tile that is not fill, (B,): ``1 - max(PAN fill share, MS fill share)``."""
     declared = np.array([v is not None and not np.isnan(v) for v in nodata])

@@ -69,6 +69,7 @@ from crossdiff.platform.stream.skips import skipped_table, start_skip_log
 # measured with benchmarks/bench_stream.py. Large tiles are capped by bytes,
 # since every queued block is memory.
 MAX_BLOCK_TILES = 64
+META_COLUMNS = ("tile_id", "sensor", "epoch")  # beside the sample arrays
 BLOCK_BYTES = 256 << 20
 
 
@@ -88,6 +89,8 @@ class StreamConfig:
         min_manifest_valid: drop rows whose ingest ``valid_fraction`` is lower (nulls kept).
         min_valid: drop tiles whose read pixels are less valid than this (see samples).
         drop_blank: drop tiles with a constant PAN or constant MS.
+        columns: output only these columns (None: all); a consumer that needs
+            a few drops the rest in the readers, without another Ray Data step.
         with_lms: compute ``lms`` in original mode (reduced mode always does).
         batch_size: tiles per read task and output block (consumers re-batch
             freely); None: ``MAX_BLOCK_TILES``, fewer where that many tiles'
@@ -116,6 +119,7 @@ class StreamConfig:
     min_manifest_valid: float = 0.0
     min_valid: float = 0.95
     drop_blank: bool = True
+    columns: Sequence[str] | None = None
     with_lms: bool = True
     batch_size: int | None = None
     workers: int | None = None
@@ -143,6 +147,12 @@ class StreamConfig:
             raise ValueError("retries and backoff_s must be >= 0 and cpus_per_worker > 0")
         if isinstance(self.sensors, str):
             object.__setattr__(self, "sensors", (self.sensors,))
+        if self.columns is not None:
+            have = {*samples.sample_shapes(self.mode, (1, 1), (1, 1), 1, 1, self.with_lms), *META_COLUMNS}
+            unknown = [c for c in self.columns if c not in have]
+            if unknown or not self.columns:
+                raise ValueError(f"columns {list(self.columns)}: this stream has only {sorted(have)}")
+            object.__setattr__(self, "columns", tuple(self.columns))
 
 
 def _sensor_name(name: str) -> str:
@@ -294,6 +304,7 @@ class TileStream:
         return ReaderSettings(sources=sources, pan_shape=self.pan_shape, ms_shape=self.ms_shape,
                               n_bands=self.n_bands, ratio=self.ratio, mode=c.mode,
                               with_lms=c.with_lms, min_valid=c.min_valid, drop_blank=c.drop_blank,
+                              columns=c.columns,
                               retries=c.retries, backoff_s=c.backoff_s, max_open_files=c.max_open_files,
                               gdal_cache_mb=c.gdal_cache_mb, storage=storage, credentials=creds)
 

@@ -106,6 +106,7 @@ class ReaderSettings:
     with_lms: bool = True
     min_valid: float = 0.95
     drop_blank: bool = True
+    columns: tuple[str, ...] | None = None
     retries: int = 2
     backoff_s: float = 0.2
     max_open_files: int = 64
@@ -246,7 +247,7 @@ class TileReader:
                     ok.append(i)
         out = self._assemble([rows[i] for i in ok], pans, mss)
         self._report(self.skipped[n_skipped:])
-        return out
+        return out if s.columns is None else {k: out[k] for k in s.columns}
 
     def _assemble(self, rows: list[dict[str, Any]], pans: list[np.ndarray],
                   mss: list[np.ndarray]) -> dict[str, np.ndarray]:

@@ -76,14 +76,13 @@ def build_dataset(cfg: PretrainConfig, *, shuffle: bool = True):
 
     d = cfg.data
     stream = TileStream(d.manifest, StreamConfig(split=d.split, sensors=d.sensors, seed=d.shuffle_seed,
-                                                 shuffle=shuffle, workers=d.readers, cpus_per_worker=d.reader_cpus),
+                                                 shuffle=shuffle, workers=d.readers, cpus_per_worker=d.reader_cpus,
+                                                 columns=TRAINED_COLUMNS),
                         StorageOptions(endpoint_url=d.endpoint_url))
     if stream.n_tiles == 0:
         raise ValueError(f"{d.manifest}: no tiles for split={d.split!r}, sensors={d.sensors}")
     epochs = math.ceil(cfg.run.max_steps * d.batch_size / stream.n_tiles) + 1
-    # Dropping columns is nearly free; a full CPU for it (Ray's default) can
-    # starve a cluster whose CPUs the training workers already hold.
-    return stream.dataset(range(epochs)).select_columns(TRAINED_COLUMNS, num_cpus=0.05)
+    return stream.dataset(range(epochs))
 
 
 def build_trainer(cfg: PretrainConfig, loop_config: dict[str, Any], datasets: dict[str, Any]):

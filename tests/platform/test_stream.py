@@ -196,6 +196,20 @@ def test_handle_cache_is_bounded(archive):
     assert len(cache) == 0
 
 
+def test_columns_are_chosen_in_the_reader(archive):
+    with pytest.raises(ValueError, match="this stream has only"):
+        StreamConfig(columns=["pan", "gt"])  # gt exists in reduced mode only
+    assert StreamConfig(mode="reduced", columns=["gt"]).columns == ("gt",)
+    cfg = StreamConfig(split=None, sensors=["WorldView-2"], columns=["pan", "lms"])
+    stream = TileStream(archive["manifest"], cfg)
+    out = TileReader(stream.settings)(rows_as_batch(stream.order(0).slice(0, 6)))
+    assert set(out) == {"pan", "lms"}
+    assert out["lms"].shape[1:] == (stream.n_bands, *stream.pan_shape) and len(out["pan"]) == len(out["lms"]) > 0
+    full = TileReader(TileStream(archive["manifest"], StreamConfig(split=None, sensors=["WorldView-2"])).settings)
+    ref = full(rows_as_batch(stream.order(0).slice(0, 6)))
+    np.testing.assert_array_equal(out["lms"], ref["lms"])
+
+
 def test_make_samples_rejects_unknown_mode():
     with pytest.raises(ValueError, match="mode"):
         make_samples(np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 2, 2)), bits=np.array([11]), ratio=4,

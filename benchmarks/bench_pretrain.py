@@ -7,7 +7,11 @@ and tiled by ``ingest_archive``), with 2 CPU threads in all:
 1. **plain loop**: our ``CrossPretrainer`` + ``build_train_state`` +
    ``train_step`` (the very step the Ray workers call) over the tiles
    pre-loaded in memory, both nets and P2M alone, with the platform's CPU
-   defaults (channels-last, fused AdamW, gradient clipping at 1.0);
+   defaults (fused AdamW, gradient clipping at 1.0; bf16 autocast in NCHW on
+   CPUs with native bfloat16, else float32 channels-last: see
+   ``models.performance``), and P2M in float32 as well, the authors'
+   precision; a precision check trains P2M 200 steps both ways from the same
+   start and draws and prints the two losses;
 2. **AUTHORS' BASELINE**: a re-implementation of the released P2M training
    step (codgodtao/CrossDiff, see the section below), timed in the same
    process, interleaved with (1) round by round, on the same batches;
@@ -22,10 +26,11 @@ steps, one round of each side in turn; Ray: the reports every 8 steps) of
 each window's samples/s, which keeps a burst of load from other processes
 out of the result. The plain loop is measured again right after the
 1-worker Ray run and the Ray ratio is taken against the faster of the two
-measurements (the conservative choice when the machine is shared). The process keeps freed activation memory
-(``keep_freed_memory``) for every side alike.
+measurements (the conservative choice when the machine is shared). The
+process keeps freed activation memory (``keep_freed_memory``) for every side
+alike.
 
-Run: ``python -m benchmarks.bench_pretrain`` (about 3 minutes on 2 cores).
+Run: ``python -m benchmarks.bench_pretrain`` (about 4 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ TILE = 64
 SENSOR = "GeoEye-1"  # 4 bands
 SCENES, SCENE_PX = 4, 256  # 16 tiles per scene: 64 tiles, 8 batches an epoch
 ROUNDS, STEPS_PER_ROUND = 6, 5  # plain-loop measurement, after one warm-up round
-RAY_WARMUP, RAY_STEPS = 8, 32  # Ray Train: warm-up steps, then measured steps (reports every RAY_WARMUP)
+RAY_WARMUP, RAY_STEPS = 8, 64  # Ray Train: warm-up steps, then measured steps (reports every RAY_WARMUP)
+PRECISION_STEPS = 200  # bf16 vs float32 loss check
 TARGET_RAY, TARGET_AUTHORS = 0.9, 1.2
 QUOTED_AUTHORS = 62.0  # samples/s, the issue's figure for the released code (batch 8, 64 px, 2 threads)
 
@@ -226,20 +232,41 @@ def load_tiles(cfg) -> list[Batch]:
             for b in ds.iter_torch_batches(batch_size=BATCH, drop_last=True, dtypes=torch.float32)]
 
 
-def our_step(cfg, *, channels_last: bool | None = None) -> Callable[[Batch], object]:
-    """A plain-loop step of our stage 1, built like a Ray worker builds it (CPU defaults)."""
+def our_step(cfg, *, bf16: bool | None = None, channels_last: bool | None = None,
+             seed: int = 0) -> Callable[[Batch], dict[str, float]]:
+    """A plain-loop step of our stage 1, built like a Ray worker builds it (its defaults unless told)."""
     from crossdiff.models.crossdiff import CrossDiff
-    from crossdiff.models.performance import default_channels_last, to_channels_last
+    from crossdiff.models.performance import default_channels_last, native_bf16, to_channels_last
     from crossdiff.models.pretrain import CrossPretrainer
     from crossdiff.platform.train.step import build_train_state, train_step
 
-    cl = default_channels_last("cpu") if channels_last is None else channels_last
+    bf16 = native_bf16("cpu") if bf16 is None else bf16
+    cl = default_channels_last("cpu", bf16) if channels_last is None else channels_last
+    torch.manual_seed(seed)
     model = CrossDiff.from_config(cfg.model_config())
     if cl:
         to_channels_last(model)
     trained = CrossPretrainer(model, cfg.run.roles)
     state = build_train_state(trained, cfg.optim, 10**9)
-    return lambda batch: train_step(trained, batch, state, grad_clip=cfg.optim.grad_clip, channels_last=cl)
+    return lambda batch: train_step(trained, batch, state, grad_clip=cfg.optim.grad_clip, bf16=bf16,
+                                    channels_last=cl)
+
+
+def precision_check(cfg, tiles: list[Batch], steps: int = PRECISION_STEPS) -> tuple[float, float]:
+    """Mean P2M loss over the last quarter of ``steps`` steps in bfloat16 autocast and in float32.
+
+    Both runs start from the same weights and see the same batches, timesteps
+    and noise (the global RNG is reseeded before every step).
+    """
+    means = []
+    for bf16 in (True, False):
+        step = our_step(cfg, bf16=bf16, seed=1)
+        losses = []
+        for i in range(steps):
+            torch.manual_seed(10_000 + i)
+            losses.append(step(tiles[i % len(tiles)])["loss"])
+        means.append(statistics.mean(losses[-steps // 4:]))
+    return means[0], means[1]
 
 
 def time_interleaved(steps: dict[str, Callable[[Batch], object]], tiles: list[Batch],
@@ -288,8 +315,11 @@ def run() -> list[str]:
     import ray
 
     from crossdiff.models.crossdiff import CrossDiff
-    from crossdiff.models.performance import keep_freed_memory
+    from crossdiff.models.performance import default_channels_last, keep_freed_memory, native_bf16
     from crossdiff.platform.ray_runtime import ensure_ray
+
+    bf16 = native_bf16("cpu")
+    defaults = f"{'bf16 autocast' if bf16 else 'float32'}, {'NHWC' if default_channels_last('cpu', bf16) else 'NCHW'}"
 
     threads_before = torch.get_num_threads()
     torch.set_num_threads(THREADS)
@@ -319,10 +349,16 @@ def run() -> list[str]:
 
             t0 = time.perf_counter()
             plain = time_interleaved({"authors": authors.step, "p2m": our_step(p2m),
-                                      "p2m_nchw": our_step(p2m, channels_last=False), "both": our_step(both)},
-                                     tiles)
+                                      "p2m_fp32": our_step(p2m, bf16=False),
+                                      "p2m_fp32_nchw": our_step(p2m, bf16=False, channels_last=False),
+                                      "both": our_step(both)}, tiles)
             log(f"plain loops ({time.perf_counter() - t0:.0f} s): "
                 + ", ".join(f"{k} {v:.1f}" for k, v in plain.items()) + " samples/s")
+
+            t0 = time.perf_counter()
+            loss_bf16, loss_fp32 = precision_check(p2m, tiles) if bf16 else (math.nan, math.nan)
+            log(f"precision check ({time.perf_counter() - t0:.0f} s): P2M loss bf16 {loss_bf16:.4f}, "
+                f"float32 {loss_fp32:.4f}")
 
             t0 = time.perf_counter()
             ray1, share1, threads1 = ray_train_samples_per_s(stage1_config(manifest, root, name="bench-1w"))
@@ -350,12 +386,21 @@ def run() -> list[str]:
     lines.append(f"stage1: ray-train 2 workers ({threads2} thread each) {ray2:.1f} samples/s "
                  f"-> {ray2 / ray1:.2f}x of 1 worker, {ray2 / plain_both:.2f}x of the plain loop")
     lines.append(f"stage1 P2M: plain loop {plain['p2m']:.1f} vs authors' step {plain['authors']:.1f} samples/s "
-                 f"-> {plain['p2m'] / plain['authors']:.2f}x (target >= {TARGET_AUTHORS}), measured side by side")
+                 f"-> {plain['p2m'] / plain['authors']:.2f}x (target >= {TARGET_AUTHORS}), measured side by side; "
+                 f"our CPU defaults here: {defaults} (the authors' step: float32)")
+    lines.append(f"stage1 P2M in float32 (channels-last): plain loop {plain['p2m_fp32']:.1f} vs authors' step "
+                 f"{plain['authors']:.1f} samples/s -> {plain['p2m_fp32'] / plain['authors']:.2f}x, the same "
+                 f"precision on both sides; NCHW float32 {plain['p2m_fp32_nchw']:.1f} samples/s -> channels-last "
+                 f"{plain['p2m_fp32'] / plain['p2m_fp32_nchw']:.2f}x")
     lines.append(f"stage1 P2M: plain loop {plain['p2m']:.1f} vs {QUOTED_AUTHORS:.0f} samples/s QUOTED for the "
                  f"authors' implementation on this machine type (not measured here) -> "
                  f"{plain['p2m'] / QUOTED_AUTHORS:.2f}x")
-    lines.append(f"stage1 P2M: channels-last {plain['p2m']:.1f} vs NCHW {plain['p2m_nchw']:.1f} samples/s "
-                 f"-> {plain['p2m'] / plain['p2m_nchw']:.2f}x (the CPU default is channels-last)")
+    if bf16:
+        lines.append(f"stage1 P2M precision: mean loss of steps {3 * PRECISION_STEPS // 4}-{PRECISION_STEPS} from "
+                     f"the same start and draws: bf16 autocast {loss_bf16:.4f} vs float32 {loss_fp32:.4f} "
+                     f"-> {loss_bf16 / loss_fp32:.3f}")
+    else:
+        lines.append("stage1 P2M precision: this CPU has no native bfloat16; training runs in float32")
     return lines
 
 

@@ -6,7 +6,8 @@
 - :func:`autocast` is a bfloat16 autocast context for whatever device the
   tensors live on (``"cuda"``, ``"cpu"``, ``"mps"``, ...); bfloat16 needs no
   loss scaling, and CPU autocast supports it too. The diffusion loss is
-  computed in float32 regardless.
+  computed in float32 regardless. :func:`native_bf16` says where bfloat16 runs
+  in hardware, which is where training defaults to it.
 - :func:`keep_freed_memory` stops glibc from handing large freed blocks back
   to the OS after every step (CPU training re-faults them otherwise).
 """
@@ -36,17 +37,41 @@ def device_of(obj: nn.Module | torch.Tensor | torch.device | str) -> torch.devic
     return torch.device(obj)
 
 
-def default_channels_last(where: nn.Module | torch.Tensor | torch.device | str) -> bool:
+def native_bf16(where: nn.Module | torch.Tensor | torch.device | str) -> bool:
+    """Whether the device computes bfloat16 in hardware, so that bf16 autocast speeds training up.
+
+    CUDA: compute capability 8.0 and up. CPU: AVX512-BF16 or AMX instructions
+    (recent Xeon and EPYC); without them oneDNN emulates bfloat16 and autocast
+    is slower than float32. Other devices: no (unmeasured).
+
+    Measured on an EPYC with AVX512-BF16 (stage-1 P2M, batch 8, 64 px, 2
+    threads): 1.28x the float32 step, and the losses of 400 steps of both nets
+    from the same initialisation and draws track float32 within 3% (weights,
+    optimiser and the loss stay float32; convolutions run in bfloat16).
+    """
+    dev = device_of(where)
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if dev.type == "cpu":
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private: absent on some builds
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+    return False
+
+
+def default_channels_last(where: nn.Module | torch.Tensor | torch.device | str, bf16: bool = False) -> bool:
     """Whether channels-last is the faster memory format for training the CrossDiff nets on this device.
 
-    CUDA: yes (cuDNN's NHWC kernels). CPU: yes too, measured on the stage-1
-    UNets (batch 8, 64 px, 1 and 2 threads, torch 2.14 with oneDNN): a step is
-    about 10% faster, because oneDNN convolutions (85% of a step) then run in
-    their native layout instead of reordering NCHW inputs and weights at every
-    call; GroupNorm is somewhat slower in NHWC, which costs less than that
-    saves. Other devices: no (unmeasured).
+    CUDA: yes (cuDNN's NHWC kernels). CPU in float32: yes, measured on the
+    stage-1 UNets (batch 8, 64 px, 1 and 2 threads, torch 2.14 with oneDNN): a
+    step is about 10% faster, because oneDNN convolutions (75-85% of a step)
+    then run in their native layout instead of reordering NCHW inputs and
+    weights at every call; GroupNorm is somewhat slower in NHWC, which costs
+    less than that saves. CPU under bf16 autocast: no, NCHW was 1.17x faster
+    (the casts to bfloat16 and GroupNorm cost more in NHWC). Other devices: no
+    (unmeasured).
     """
-    return device_of(where).type in ("cuda", "cpu")
+    kind = device_of(where).type
+    return kind == "cuda" or (kind == "cpu" and not bf16)
 
 
 def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 512 << 20) -> bool:

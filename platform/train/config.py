@@ -82,9 +82,11 @@ class RunSection(StrictConfig):
         log_every: steps between metric logs.
         seed: seed of initialisation and noise.
         nets: train both nets in one job (the paper) or one of them.
-        bf16: bfloat16 autocast (on by default on GPU only when None).
-        channels_last: channels-last memory format (default: where it is faster, CUDA and CPU;
-            see ``models.performance.default_channels_last``).
+        bf16: bfloat16 autocast; None: on where the device computes bfloat16 in
+            hardware (Ampere+ GPUs, CPUs with AVX512-BF16 or AMX; see
+            ``models.performance.native_bf16``).
+        channels_last: channels-last memory format; None: where it is faster
+            (see ``models.performance.default_channels_last``).
     """
 
     name: str = "pretrain"

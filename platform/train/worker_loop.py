@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from crossdiff.models.crossdiff import CrossDiff
-from crossdiff.models.performance import default_channels_last, keep_freed_memory, to_channels_last
+from crossdiff.models.performance import default_channels_last, keep_freed_memory, native_bf16, to_channels_last
 from crossdiff.models.pretrain import CrossPretrainer
 from crossdiff.platform.train.checkpoints import (
     checkpoint_dir_name,
@@ -31,10 +31,6 @@ from crossdiff.platform.train.config import PretrainConfig
 from crossdiff.platform.train.step import build_train_state, train_step
 
 TRAINED_COLUMNS = ["pan", "lms"]
-
-
-def _on_gpu(device: torch.device) -> bool:
-    return device.type == "cuda"
 
 
 class _Window:
@@ -87,8 +83,8 @@ def pretrain_worker(loop_config: dict[str, Any]) -> None:
     threads = _use_allotted_cpus()
     if device.type == "cpu":
         keep_freed_memory()  # no page faults on the activations of every step (see its docstring)
-    bf16 = _on_gpu(device) if cfg.run.bf16 is None else cfg.run.bf16
-    channels_last = default_channels_last(device) if cfg.run.channels_last is None else cfg.run.channels_last
+    bf16 = native_bf16(device) if cfg.run.bf16 is None else cfg.run.bf16
+    channels_last = default_channels_last(device, bf16) if cfg.run.channels_last is None else cfg.run.channels_last
 
     torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
     model = CrossDiff.from_config(cfg.model_config())

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
 from crossdiff.models.config import UNetConfig
-from crossdiff.models.performance import default_channels_last, keep_freed_memory, to_channels_last
+from crossdiff.models.performance import default_channels_last, keep_freed_memory, native_bf16, to_channels_last
 from crossdiff.models.unet import ConditionalUNet
 
 CL = torch.channels_last
@@ -19,10 +22,19 @@ def _inputs(cfg: UNetConfig, b: int = 2, size: int = 16):
     return x_t, cond, torch.tensor([3, 900][:b])
 
 
-def test_channels_last_is_the_default_on_cuda_and_cpu_only():
+def test_channels_last_is_the_default_on_cuda_and_on_cpu_in_float32_only():
     assert default_channels_last("cpu") and default_channels_last(torch.device("cuda", 0))
     assert not default_channels_last("meta")
     assert default_channels_last(torch.zeros(1)) and default_channels_last(torch.nn.Linear(2, 2))
+    assert not default_channels_last("cpu", bf16=True)  # NCHW was faster under bf16 autocast on CPU
+    assert default_channels_last("cuda", bf16=True)
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="needs Linux's /proc/cpuinfo")
+def test_native_bf16_matches_the_cpu_flags():
+    flags = set(re.findall(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M)[0].split())
+    assert native_bf16("cpu") == bool({"avx512_bf16", "amx_bf16", "amx_tile"} & flags)
+    assert not native_bf16("meta")
 
 
 @pytest.mark.parametrize("role", ["p2m", "m2p"])

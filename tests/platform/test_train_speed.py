@@ -82,3 +82,23 @@ def test_a_ray_worker_runs_as_many_threads_as_it_was_allotted_cpus(ray_tmpdir, c
     finally:
         if started:
             ray.shutdown()
+
+
+def test_bf16_autocast_runs_the_convolutions_in_bf16_and_tracks_float32():
+    """bf16 is the default on CPUs with native bfloat16: it must train like float32."""
+    losses, conv_dtypes = {}, {}
+    for bf16 in (False, True):
+        trained = _trained(seed=3)
+        seen = []
+        trained.nets["p2m"].stem.register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out.dtype))
+        state = build_train_state(trained, OptimSection(lr=1e-3, grad_clip=1.0), 40)
+        rows = []
+        for i in range(40):
+            torch.manual_seed(100 + i)  # the same timesteps, noise and dropout on both sides
+            rows.append(train_step(trained, _batch(i % 4), state, grad_clip=1.0, bf16=bf16)["loss"])
+        losses[bf16], conv_dtypes[bf16] = rows, set(seen)
+        assert all(p.dtype == torch.float32 for p in trained.parameters())  # master weights stay float32
+    assert conv_dtypes == {False: {torch.float32}, True: {torch.bfloat16}}
+    start, end = sum(losses[False][:10]) / 10, sum(losses[False][-10:]) / 10
+    assert end < 0.8 * start  # float32 learns on these batches
+    assert sum(losses[True][-10:]) / 10 == pytest.approx(end, rel=0.1)

@@ -93,10 +93,12 @@ def s3_server(root: Path) -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def ray_cluster(n_nodes: int = 2, cpus_per_node: float = 1, tmp_dir: Path | None = None) -> Iterator[str]:
+def ray_cluster(n_nodes: int = 2, cpus_per_node: float = 1, tmp_dir: Path | None = None,
+                dashboard_port: int | None = None) -> Iterator[str]:
     """A real multi-node Ray cluster on this machine: one raylet per node, all on loopback.
 
-    Yields the GCS address; the caller's process is connected as a driver.
+    Yields the GCS address; the caller's process is connected as a driver. The
+    head's dashboard (jobs API, state API) listens on ``dashboard_port`` (any free one if None).
     """
     import ray
     from ray.cluster_utils import Cluster
@@ -108,7 +110,8 @@ def ray_cluster(n_nodes: int = 2, cpus_per_node: float = 1, tmp_dir: Path | None
     node_args = {"num_cpus": cpus_per_node, "node_ip_address": "127.0.0.1"}
     # The head runs the dashboard: Ray's state API (which actor ran on which node) needs it.
     cluster = Cluster(initialize_head=True, connect=True,
-                      head_node_args={**node_args, "include_dashboard": True, "dashboard_port": free_port()})
+                      head_node_args={**node_args, "include_dashboard": True,
+                                      "dashboard_port": dashboard_port or free_port()})
     try:
         for _ in range(n_nodes - 1):
             cluster.add_node(**node_args)

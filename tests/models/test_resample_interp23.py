@@ -85,3 +85,17 @@ def test_unsupported_ratio_and_shape():
         interp23tap(torch.zeros(1, 4, 4), 3)
     with pytest.raises(ValueError, match="expected"):
         interp23tap(torch.zeros(4, 4), 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_matrix_and_stage_paths_agree(monkeypatch, dtype):
+    """Small images go through one matrix per axis, large ones through the stages: same numbers."""
+    import crossdiff.models.resample.interp23 as mod
+
+    x = torch.from_numpy(np.random.default_rng(3).random((2, 4, 24, 40)) * 2 - 1).to(dtype)
+    by_matrix = interp23tap(x, 4)
+    monkeypatch.setattr(mod, "MATRIX_MAX", 16)  # both sides above it: the stages
+    by_stages = interp23tap(x, 4)
+    assert by_matrix.dtype == by_stages.dtype == dtype and by_matrix.shape == (2, 4, 96, 160)
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(by_matrix, by_stages, rtol=0, atol=tol)

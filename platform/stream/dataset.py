@@ -28,7 +28,8 @@ The driver does the cheap work on the manifest (a table of small rows):
    then under 100 bytes a tile (tens of MB for a million tiles).
 
 Ray Data then runs :class:`~.reader.TileReader` over blocks of
-:attr:`TileStream.block_tiles` rows on a fixed pool of actors (``ActorPoolStrategy``) with streaming
+:attr:`TileStream.block_tiles` rows on a fixed pool of actors
+(``ActorPoolStrategy``, a few read tasks queued on each) with streaming
 execution: backpressure keeps at most a few blocks per operator in flight and
 ``object_store_bytes`` caps what the stream may hold in the object store, so
 memory does not grow with the archive. No full scene is read, nothing is
@@ -69,8 +70,8 @@ from crossdiff.platform.stream.skips import skipped_table, start_skip_log
 # measured with benchmarks/bench_stream.py. Large tiles are capped by bytes,
 # since every queued block is memory.
 MAX_BLOCK_TILES = 64
-META_COLUMNS = ("tile_id", "sensor", "epoch")  # beside the sample arrays
 BLOCK_BYTES = 256 << 20
+META_COLUMNS = ("tile_id", "sensor", "epoch")  # the columns beside the sample arrays
 
 
 @dataclasses.dataclass(frozen=True)

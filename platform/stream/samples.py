@@ -51,7 +51,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from crossdiff.models.resample import interp23tap, wald_pair
+from crossdiff.models.resample import fourier_shift, interp23tap, wald_pair
 from crossdiff.models.sensors import get_sensor
 
 MODES = ("original", "reduced")
@@ -114,31 +114,6 @@ def to_unit(dn: np.ndarray, bits: np.ndarray) -> torch.Tensor:
     return (x * torch.from_numpy(scale).view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
 
 
-def fourier_shift(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
-    """Resample each image at ``(row + dy, col + dx)``, band-limited, circular borders.
-
-    Args:
-        x: (B, C, H, W) float images.
-        dx, dy: (B,) shifts in pixels (any real value; integers are exact rolls).
-
-    Returns:
-        ``y`` with ``y[b, c, i, j] = x[b, c, i + dy[b], j + dx[b]]`` (interpolated).
-    """
-    if not bool(torch.any(dx != 0) or torch.any(dy != 0)):
-        return x
-    h, w = x.shape[-2:]
-
-    def along_last(t: torch.Tensor, d: torch.Tensor, n: int) -> torch.Tensor:
-        f = torch.fft.rfftfreq(n, dtype=torch.float64)
-        phase = torch.exp(2j * torch.pi * d.to(torch.float64).view(-1, 1, 1, 1) * f)
-        # irfft takes the real part of the Nyquist bin: the usual real-signal shift.
-        return torch.fft.irfft(torch.fft.rfft(t.to(torch.float64), dim=-1) * phase, n=n, dim=-1)
-
-    y = along_last(x, dx, w)
-    y = along_last(y.transpose(-1, -2), dy, h).transpose(-1, -2)
-    return y.to(x.dtype).contiguous()
-
-
 def _signed(x: torch.Tensor) -> np.ndarray:
     """[0, 1] -> [-1, 1] as a contiguous float32 array."""
     return np.ascontiguousarray((x * 2.0 - 1.0).numpy(), dtype=np.float32)
@@ -187,7 +162,10 @@ def make_samples(pan_dn: np.ndarray, ms_dn: np.ndarray, *, bits: np.ndarray, rat
     if mode == "original":
         out = {"pan": _signed(pan), "ms": _signed(ms)}
         if with_lms:
-            lms = fourier_shift(interp23tap(ms, ratio), ratio * sx, ratio * sy)
+            if bool((sx == sx[0]).all() and (sy == sy[0]).all()):  # one shift: folded into the interpolation
+                lms = interp23tap(ms, ratio, shift=(ratio * float(sx[0]), ratio * float(sy[0])))
+            else:
+                lms = fourier_shift(interp23tap(ms, ratio), ratio * sx, ratio * sy)
             out["lms"] = _signed(lms)
         return out
     return _reduced(pan, ms, ratio, sx, sy, sensors)

@@ -99,3 +99,18 @@ def test_matrix_and_stage_paths_agree(monkeypatch, dtype):
     assert by_matrix.dtype == by_stages.dtype == dtype and by_matrix.shape == (2, 4, 96, 160)
     tol = 1e-6 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(by_matrix, by_stages, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_shift_folded_into_the_interpolation_equals_shifting_after(monkeypatch, dtype):
+    import crossdiff.models.resample.interp23 as mod
+    from crossdiff.models.resample import fourier_shift
+
+    x = torch.from_numpy(np.random.default_rng(4).random((3, 20, 28))).to(dtype)
+    after = fourier_shift(interp23tap(x, 2)[None], torch.tensor([0.5]), torch.tensor([-1.25]))[0]
+    folded = interp23tap(x, 2, shift=(0.5, -1.25))
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(folded, after, rtol=0, atol=tol)
+    assert not torch.allclose(folded, interp23tap(x, 2), atol=1e-3)  # the shift did something
+    monkeypatch.setattr(mod, "MATRIX_MAX", 8)  # the stage path shifts the same way
+    torch.testing.assert_close(interp23tap(x, 2, shift=(0.5, -1.25)), after, rtol=0, atol=tol)

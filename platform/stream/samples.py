@@ -114,6 +114,15 @@ def to_unit(dn: np.ndarray, bits: np.ndarray) -> torch.Tensor:
     return (x * torch.from_numpy(scale).view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
 
 
+def _shared_shift(sx: torch.Tensor, sy: torch.Tensor) -> tuple[float, float] | None:
+    """The ``(dx, dy)`` every tile of a batch shares (none for an empty batch), or None."""
+    if len(sx) == 0:
+        return 0.0, 0.0
+    if bool((sx == sx[0]).all() and (sy == sy[0]).all()):
+        return float(sx[0]), float(sy[0])
+    return None
+
+
 def _signed(x: torch.Tensor) -> np.ndarray:
     """[0, 1] -> [-1, 1] as a contiguous float32 array."""
     return np.ascontiguousarray((x * 2.0 - 1.0).numpy(), dtype=np.float32)
@@ -162,8 +171,9 @@ def make_samples(pan_dn: np.ndarray, ms_dn: np.ndarray, *, bits: np.ndarray, rat
     if mode == "original":
         out = {"pan": _signed(pan), "ms": _signed(ms)}
         if with_lms:
-            if bool((sx == sx[0]).all() and (sy == sy[0]).all()):  # one shift: folded into the interpolation
-                lms = interp23tap(ms, ratio, shift=(ratio * float(sx[0]), ratio * float(sy[0])))
+            shared = _shared_shift(sx, sy)
+            if shared is not None:  # one shift for every tile: folded into the interpolation
+                lms = interp23tap(ms, ratio, shift=(ratio * shared[0], ratio * shared[1]))
             else:
                 lms = fourier_shift(interp23tap(ms, ratio), ratio * sx, ratio * sy)
             out["lms"] = _signed(lms)

@@ -210,6 +210,21 @@ def test_columns_are_chosen_in_the_reader(archive):
     np.testing.assert_array_equal(out["lms"], ref["lms"])
 
 
+def test_make_samples_of_no_tiles_and_of_tiles_with_different_shifts():
+    empty = make_samples(np.zeros((0, 1, 16, 16), np.uint16), np.zeros((0, 4, 4, 4), np.uint16), bits=np.array([]),
+                         ratio=4, shift_x=np.zeros(0), shift_y=np.zeros(0), sensors=[])
+    assert {k: v.shape for k, v in empty.items()} == {"pan": (0, 1, 16, 16), "ms": (0, 4, 4, 4), "lms": (0, 4, 16, 16)}
+    ms = np.random.default_rng(0).integers(0, 2047, (2, 4, 8, 8)).astype(np.uint16)
+    pan = np.zeros((2, 1, 32, 32), np.uint16)
+    mixed = make_samples(pan, ms, bits=np.array([11, 11]), ratio=4, shift_x=np.array([0.25, 0.0]),
+                         shift_y=np.array([0.0, -0.5]), sensors=["WorldView-2"] * 2, chunk=2)
+    for i, (sx, sy) in enumerate([(0.25, 0.0), (0.0, -0.5)]):  # each tile as if it were alone
+        alone = make_samples(pan[i:i + 1], ms[i:i + 1], bits=np.array([11]), ratio=4, shift_x=np.array([sx]),
+                             shift_y=np.array([sy]), sensors=["WorldView-2"])
+        assert alone["lms"].shape == (1, 4, 32, 32)
+        np.testing.assert_allclose(mixed["lms"][i], alone["lms"][0], atol=1e-5)
+
+
 def test_make_samples_rejects_unknown_mode():
     with pytest.raises(ValueError, match="mode"):
         make_samples(np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 2, 2)), bits=np.array([11]), ratio=4,

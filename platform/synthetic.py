@@ -161,7 +161,9 @@ def _fields(rng: np.random.Generator, shape: tuple[int, int], n_abund: int) -> n
 
 def _paint_roads(rng, refl, lam, n_roads: int) -> None:
     c, h, w = refl.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    # Coordinates as a column and a row: a road's distance map broadcasts to (h, w)
+    # without full coordinate grids, and only its own pixels are gathered.
+    yy, xx = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
     asphalt, marking = spectrum("asphalt", lam), 1.8 * spectrum("concrete", lam)
     for _ in range(n_roads):
         # Mostly on the grid directions, sometimes oblique (edges not aligned with pixels).
@@ -169,11 +171,13 @@ def _paint_roads(rng, refl, lam, n_roads: int) -> None:
         t = np.deg2rad(deg)
         y0, x0 = rng.uniform(0, h), rng.uniform(0, w)
         across = (xx - x0) * np.sin(t) - (yy - y0) * np.cos(t)
-        along = (xx - x0) * np.cos(t) + (yy - y0) * np.sin(t)
         half = rng.uniform(1.5, 4.5)
-        refl[:, np.abs(across) <= half] = (asphalt * rng.uniform(0.85, 1.2))[:, None]
+        rows, cols = np.nonzero(np.abs(across) <= half)
+        refl[:, rows, cols] = (asphalt * rng.uniform(0.85, 1.2))[:, None]
         if half > 2.5:  # dashed centre line
-            refl[:, (np.abs(across) <= 0.5) & (along % 12 < 6)] = marking[:, None]
+            along = (xx[0, cols] - x0) * np.cos(t) + (yy[rows, 0] - y0) * np.sin(t)
+            line = (np.abs(across[rows, cols]) <= 0.5) & (along % 12 < 6)
+            refl[:, rows[line], cols[line]] = marking[:, None]
 
 
 def _paint_buildings(rng, refl, lam, urban: np.ndarray, n_buildings: int) -> None:

@@ -17,6 +17,16 @@ reader actors; "per core" divides its rate by the number of readers. Local
 files and an S3 endpoint (a moto server on loopback, GDAL ``/vsis3/``) are
 measured in the same run.
 
+Large scenes. The synthetic scenes above hold 16 tiles each; real ones hold
+thousands, and their 256-px MS blocks are shared by the 64-px MS windows of
+16 tiles. A third local case reads 4096-px scenes (4x4 mosaics of the small
+ones: the content repeats, the file layout is that of a real scene) with the
+stream's defaults, and again with the previous defaults (whole scenes as
+shuffle units, a 32 MB GDAL cache), each against the plain loop in the same
+order. With whole-scene windows the plain loop decodes most blocks within
+the skipped first fifth (one window spans the archive), so its rate there
+flatters it.
+
 Memory. One epoch of the ``full`` stream over a 1x archive and over an 8x
 one (the 1x scenes copied 8 times under new names: 8x the files, tiles and
 manifest rows). Peak memory is the sum of the proportional set size (PSS:
@@ -27,7 +37,7 @@ under it (GCS, raylet with the object store, Ray workers), sampled every
 Most of it is fixed: Ray's own processes, torch in each reader, and object
 store pages that stay mapped once touched (a plateau after a few blocks).
 
-Run: ``python -m benchmarks.bench_stream`` (about 9 minutes on 2 cores).
+Run: ``python -m benchmarks.bench_stream`` (about 11 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -52,6 +62,8 @@ BATCH = 32  # what the consumer (and the plain loop) takes at a time; the stream
 # 1x: 512 tiles (8 blocks: enough for the stream to reach its steady memory);
 # 8x: 4096 tiles, also the local throughput archive; S3 uses the 1x.
 SCENES = 32
+LARGE_GRID = 4  # large scenes: 4x4 mosaics of the small ones, 4096 px, 256 tiles each
+LARGE_SCENES = 16  # 4096 tiles, 64 shuffle regions of 2048 px
 
 
 def log(msg: str) -> None:
@@ -73,6 +85,43 @@ def ingest(root: Path, archive: str | None = None, options=None) -> Path:
     ingest_archive(archive or str(root / "archive"), str(out), IngestConfig(tile=TILE), options, workers=0,
                    progress=False)
     return out
+
+
+def mosaic(src_root: Path, dst_root: Path, n_scenes: int, grid: int = LARGE_GRID) -> Path:
+    """An archive of large scenes: each a ``grid`` x ``grid`` mosaic of the 1x archive's scenes.
+
+    Content repeats across mosaics; what this case measures is the layout of
+    real scenes: thousands of tiles per file and 256-px MS blocks that 16
+    tiles' 64-px MS windows share (as in the WorldView-2 sample).
+    """
+    import json
+
+    import rasterio
+    from rasterio.windows import Window
+
+    parts = sorted((src_root / "archive").iterdir())
+    for k in range(n_scenes):
+        tiles = [parts[(k * grid * grid + i) % len(parts)] for i in range(grid * grid)]
+        out = dst_root / "archive" / f"mosaic_{k:03d}"
+        out.mkdir(parents=True)
+        for name in ("pan.tif", "ms.tif"):
+            with rasterio.open(tiles[0] / name) as first:
+                profile, h, w = first.profile, first.height, first.width
+                tags, names = first.tags(), first.descriptions
+            profile.update(height=h * grid, width=w * grid, blockxsize=256, blockysize=256)
+            with rasterio.open(out / name, "w", **profile) as dst:
+                for i, part in enumerate(tiles):
+                    with rasterio.open(part / name) as src:
+                        dst.write(src.read(), window=Window((i % grid) * w, (i // grid) * h, w, h))
+                dst.update_tags(**tags)
+                for band, desc in enumerate(names, start=1):
+                    dst.set_band_description(band, desc)
+        meta = json.loads((tiles[0] / "scene.json").read_text())
+        meta["pan_shape"] = [s * grid for s in meta["pan_shape"]]
+        meta["ms_shape"] = [meta["ms_shape"][0], *(s * grid for s in meta["ms_shape"][1:])]
+        meta["note"] = f"SYNTHETIC benchmark mosaic of {grid}x{grid} synthetic scenes: " + meta["note"]
+        (out / "scene.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return ingest(dst_root)
 
 
 def replicate(src_root: Path, dst_root: Path, copies: int) -> Path:
@@ -162,17 +211,18 @@ def stream_rate(stream, epochs: int) -> tuple[float, float]:
     return clock.rate(), clock.startup
 
 
-def compare(manifest: str, storage, label: str, lines: list[str]) -> None:
-    """Plain loop vs the stream with 1 and 2 readers, for both workloads."""
+def compare(manifest: str, storage, label: str, lines: list[str], workloads: tuple[bool, ...] = (False, True),
+            **config) -> None:
+    """Plain loop vs the stream with 1 and 2 readers, for each workload (``with_lms`` values)."""
     from crossdiff.platform.stream import StreamConfig, TileStream
 
     epochs = 1  # every tile read once: no help from caches that a real archive would overflow
-    for with_lms in (False, True):
+    for with_lms in workloads:
         work = "full (with lms)" if with_lms else "read (no lms)"
         plain = None
         rates = {}
         for workers in (1, 2):
-            cfg = StreamConfig(split=None, workers=workers, with_lms=with_lms, seed=1)
+            cfg = StreamConfig(split=None, workers=workers, with_lms=with_lms, seed=1, **config)
             stream = TileStream(manifest, cfg, storage)
             if plain is None:
                 plain = plain_loop(stream, epochs, with_lms)
@@ -313,8 +363,12 @@ def run() -> list[str]:
         log("writing the synthetic archives")
         base = build_archive(tmp / "x1", SCENES)
         big = replicate(tmp / "x1", tmp / "x8", 8)
+        large = mosaic(tmp / "x1", tmp / "large", LARGE_SCENES)
         with fresh_ray():
             compare(str(big), None, "local files", lines)
+            compare(str(large), None, f"local large scenes ({LARGE_GRID * SCENE_PX} px)", lines, (False,))
+            compare(str(large), None, "local large scenes, previous defaults (whole-scene shuffle windows, "
+                    "32 MB GDAL cache)", lines, (False,), shuffle_region=None, gdal_cache_mb=32)
         try:
             s3_section(tmp / "x1", lines)
         except (ImportError, FileNotFoundError, TimeoutError, RuntimeError) as err:

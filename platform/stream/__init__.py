@@ -16,9 +16,9 @@ from typing import Any
 
 _EXPORTS = {
     "StreamConfig": "dataset", "TileStream": "dataset", "epoch_order": "dataset", "select_tiles": "dataset",
-    "tile_dataset": "dataset", "ReaderSettings": "reader", "Source": "reader", "TileReader": "reader",
-    "with_retries": "reader", "fourier_shift": "samples", "make_samples": "samples", "SKIP_SCHEMA": "skips",
-    "SkippedRead": "skips",
+    "shuffle_regions": "dataset", "tile_dataset": "dataset", "ReaderSettings": "reader", "Source": "reader",
+    "TileReader": "reader", "with_retries": "reader", "fourier_shift": "samples", "make_samples": "samples",
+    "SKIP_SCHEMA": "skips", "SkippedRead": "skips",
 }
 __all__ = sorted(_EXPORTS)
 

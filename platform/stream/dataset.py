@@ -9,13 +9,19 @@ The driver does the cheap work on the manifest (a table of small rows):
 2. **shuffle** with a permutation drawn from ``(seed, epoch)`` (NumPy's PCG64
    through ``SeedSequence``: the same on every machine), *before* any pixel is
    read, so reading stays a bounded stream. The shuffle is windowed
-   (:func:`epoch_order`): scenes are put in a random order, cut into windows
-   of ``shuffle_window`` scenes, and tiles are shuffled within each window.
-   Every batch still mixes many scenes, but a reader touches only a window's
-   files at a time, so its open-file cache keeps hitting; a global shuffle
-   over an archive of more files than the cache holds reopens a file for
-   almost every tile (measured: half the speed on 128 local files with 64
-   kept open, and worse on S3, where an open costs several requests). Several
+   (:func:`epoch_order`): scenes are cut into square regions of
+   ``shuffle_region`` PAN pixels (a small scene is one region), regions are
+   put in a random order and cut into windows of ``shuffle_window``, and
+   tiles are shuffled within each window. Every batch still mixes many
+   scenes, but a reader touches only a window's files and storage blocks at a
+   time, so its open-file cache and GDAL's block cache keep hitting. A global
+   shuffle over an archive of more files than the cache holds reopens a file
+   for almost every tile (measured: half the speed on 128 local files with 64
+   kept open, and worse on S3, where an open costs several requests). Whole
+   scenes as the unit fail the same way on large scenes: a window of 16
+   WorldView-2 scenes is gigabytes of decoded blocks, so each 64-px MS window
+   would decode a whole 256-px MS block that 15 other tiles share (measured
+   with :mod:`benchmarks.bench_stream`, "large scenes"). Several
    epochs can be chained in
    one Dataset (rows carry their ``epoch``): a Ray Train run passes
    ``stream.dataset(range(first_epoch, epochs))`` as its dataset and its
@@ -86,7 +92,10 @@ class StreamConfig:
         mode: "original" (stage 1) or "reduced" (Wald pairs for stage 2).
         seed: shuffle seed; the order of epoch ``e`` is a function of ``(seed, e)``.
         shuffle: False streams in manifest order (evaluation).
-        shuffle_window: scenes per shuffle window; None shuffles all tiles globally.
+        shuffle_window: regions per shuffle window; None shuffles all tiles globally.
+        shuffle_region: side of a shuffle region in PAN pixels (scenes are cut
+            into squares of this size, aligned to the scene's first pixel);
+            None makes every scene one region.
         min_manifest_valid: drop rows whose ingest ``valid_fraction`` is lower (nulls kept).
         min_valid: drop tiles whose read pixels are less valid than this (see samples).
         drop_blank: drop tiles with a constant PAN or constant MS.
@@ -103,7 +112,8 @@ class StreamConfig:
         retries: extra attempts of a failed tile read before it is skipped.
         backoff_s: first retry delay, doubled at each retry.
         max_open_files: open rasterio datasets kept per reader (LRU).
-        gdal_cache_mb: GDAL block cache per reader (None: GDAL's default, 5% of RAM).
+        gdal_cache_mb: GDAL block cache per reader; None sizes it to hold a
+            shuffle window's decoded pixels (:func:`window_cache_mb`).
         deterministic: preserve block order (reproducible sample order).
         object_store_bytes: cap on the object store memory the stream uses; None
             lets Ray Data pick its default share.
@@ -117,6 +127,7 @@ class StreamConfig:
     seed: int = 0
     shuffle: bool = True
     shuffle_window: int | None = 16
+    shuffle_region: int | None = 2048
     min_manifest_valid: float = 0.0
     min_valid: float = 0.95
     drop_blank: bool = True
@@ -129,7 +140,7 @@ class StreamConfig:
     retries: int = 2
     backoff_s: float = 0.2
     max_open_files: int = 64
-    gdal_cache_mb: int | None = 32
+    gdal_cache_mb: int | None = None
     deterministic: bool = True
     object_store_bytes: int | None = None
 
@@ -143,7 +154,11 @@ class StreamConfig:
         if not 0.0 <= self.min_valid <= 1.0 or not 0.0 <= self.min_manifest_valid <= 1.0:
             raise ValueError("min_valid and min_manifest_valid are fractions in [0, 1]")
         if self.shuffle_window is not None and self.shuffle_window < 1:
-            raise ValueError(f"shuffle_window must be a positive number of scenes or None, got {self.shuffle_window}")
+            raise ValueError(f"shuffle_window must be a positive number of regions or None, got {self.shuffle_window}")
+        if self.shuffle_region is not None and self.shuffle_region < 1:
+            raise ValueError(f"shuffle_region must be a positive PAN pixel count or None, got {self.shuffle_region}")
+        if self.gdal_cache_mb is not None and self.gdal_cache_mb < 1:
+            raise ValueError(f"gdal_cache_mb must be a positive number of MB or None, got {self.gdal_cache_mb}")
         if self.retries < 0 or self.backoff_s < 0 or self.cpus_per_worker <= 0:
             raise ValueError("retries and backoff_s must be >= 0 and cpus_per_worker > 0")
         if isinstance(self.sensors, str):
@@ -200,26 +215,50 @@ def select_tiles(table: pa.Table, config: StreamConfig) -> pa.Table:
     return t
 
 
-def epoch_order(scene: np.ndarray, seed: int, epoch: int, window: int | None = None) -> np.ndarray:
+def shuffle_regions(src: np.ndarray, pan_row: np.ndarray, pan_col: np.ndarray, region: int | None) -> np.ndarray:
+    """(N,) dense region index of each tile: its scene and its ``region``-px square (None: the scene)."""
+    src = np.asarray(src, np.int64)
+    if region is None:
+        key = src
+    else:
+        cells_y, cells_x = np.asarray(pan_row) // region, np.asarray(pan_col) // region
+        key = (src * (int(cells_y.max(initial=0)) + 1) + cells_y) * (int(cells_x.max(initial=0)) + 1) + cells_x
+    return np.unique(key, return_inverse=True)[1].reshape(-1)
+
+
+def window_cache_mb(window: int | None, region_px: int, ratio: int, n_bands: int, itemsize: int) -> int:
+    """GDAL block cache (MB) a reader needs to decode each block of a shuffle window once.
+
+    A window's tiles arrive in random order, so a block shared by several
+    tiles (a 256-px MS block holds 16 MS windows of 64 px) is decoded again
+    unless the cache holds every block the window has touched: its regions'
+    decoded PAN and MS. Bounded by the window, never by the archive; clipped
+    to 32-1024 MB.
+    """
+    pixels = (window or 16) * region_px**2 * (1 + n_bands / ratio**2)
+    return int(np.clip(pixels * itemsize * 1.1 / 2**20 + 16, 32, 1024))
+
+
+def epoch_order(group: np.ndarray, seed: int, epoch: int, window: int | None = None) -> np.ndarray:
     """The row order of one epoch, a permutation drawn from ``(seed, epoch)``.
 
     Args:
-        scene: (N,) scene index of each row.
+        group: (N,) shuffle-region (or scene) index of each row, 0..G-1.
         seed, epoch: what the order is a function of.
-        window: scenes per window: scenes are permuted, cut into consecutive
+        window: groups per window: groups are permuted, cut into consecutive
             windows of this many, and rows are shuffled within each window.
             None (or a window larger than the archive) shuffles all rows.
 
     Returns:
-        Row indices: windows one after the other, each a shuffle of its scenes' rows.
+        Row indices: windows one after the other, each a shuffle of its groups' rows.
     """
-    scene = np.asarray(scene)
+    group = np.asarray(group)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch)]))
-    n_scenes = int(scene.max()) + 1 if scene.size else 0
-    rank = np.empty(n_scenes, np.int64)
-    rank[rng.permutation(n_scenes)] = np.arange(n_scenes)
-    group = rank[scene] // window if window else np.zeros(scene.size, np.int64)
-    return np.lexsort((rng.random(scene.size), group))  # by window, randomly within it
+    n_groups = int(group.max()) + 1 if group.size else 0
+    rank = np.empty(n_groups, np.int64)
+    rank[rng.permutation(n_groups)] = np.arange(n_groups)
+    windows = rank[group] // window if window else np.zeros(group.size, np.int64)
+    return np.lexsort((rng.random(group.size), windows))  # by window, randomly within it
 
 
 @contextlib.contextmanager
@@ -261,6 +300,8 @@ class TileStream:
         self.pan_shape = (int(first["pan_height"]), int(first["pan_width"]))
         self.ms_shape = (int(first["ms_height"]), int(first["ms_width"]))
         self._rows, sources = self._slim_rows(self.tiles)
+        self._regions = shuffle_regions(self._rows["src"].to_numpy(), self._rows["pan_row"].to_numpy(),
+                                        self._rows["pan_col"].to_numpy(), self.config.shuffle_region)
         self.settings = self._settings(tuple(sources))
         self._log = None
 
@@ -307,7 +348,17 @@ class TileStream:
                               with_lms=c.with_lms, min_valid=c.min_valid, drop_blank=c.drop_blank,
                               columns=c.columns,
                               retries=c.retries, backoff_s=c.backoff_s, max_open_files=c.max_open_files,
-                              gdal_cache_mb=c.gdal_cache_mb, storage=storage, credentials=creds)
+                              gdal_cache_mb=c.gdal_cache_mb or self._cache_mb(sources), storage=storage,
+                              credentials=creds)
+
+    def _cache_mb(self, sources: tuple[Source, ...]) -> int:
+        """The auto-sized GDAL cache: a shuffle window of the largest region these scenes have."""
+        t = self.tiles
+        extent = max(pc.max(pc.add(t["pan_row"], t["pan_height"])).as_py(),
+                     pc.max(pc.add(t["pan_col"], t["pan_width"])).as_py())
+        region = min(extent, self.config.shuffle_region or extent)
+        itemsize = max(np.dtype(s.dtype).itemsize for s in sources)
+        return window_cache_mb(self.config.shuffle_window, region, self.ratio, self.n_bands, itemsize)
 
     def _worker_credentials(self, uri: str) -> dict[str, str] | None:
         """Credentials resolved here (profile, role, environment), as variables for the workers."""
@@ -331,7 +382,7 @@ class TileStream:
         parts = []
         for e in epochs:
             idx = np.arange(self._rows.num_rows) if not self.config.shuffle else epoch_order(
-                self._rows["src"].to_numpy(), self.config.seed, e, self.config.shuffle_window)
+                self._regions, self.config.seed, e, self.config.shuffle_window)
             part = self._rows.take(pa.array(idx))
             parts.append(part.append_column("epoch", pa.array(np.full(part.num_rows, e, np.int32))))
         return pa.concat_tables(parts)

@@ -17,12 +17,13 @@ batch of slim manifest rows (source index, windows, shift, epoch; see
    (:mod:`.samples`).
 
 Memory: GDAL's block cache defaults to 5% of the machine's RAM per process
-and would fill with blocks that a stream never reads twice (each tile is read
-once per epoch), growing with the archive up to that cap; readers set it to
-``gdal_cache_mb`` (32 MB: a tile's blocks, many times over). Open datasets
-cost memory too (block index, GDAL's per-file state, curl buffers on S3):
-``max_open_files`` (64) covers the files of two shuffle windows
-(:func:`.dataset.epoch_order`) of VHR scenes.
+and would fill with blocks of scenes the stream has left, growing with the
+archive up to that cap; readers set it to ``gdal_cache_mb``, which the stream
+sizes to one shuffle window's decoded pixels (:func:`.dataset.window_cache_mb`:
+a block several tiles share is decoded once, and the cache stays bounded by
+the window, not the archive). Open datasets cost memory too (block index,
+GDAL's per-file state, curl buffers on S3): ``max_open_files`` (64) covers the
+files of two shuffle windows (:func:`.dataset.epoch_order`).
 
 Object-store access: every open goes through
 :func:`crossdiff.platform.archive.filesystems.raster_env`, the same GDAL

@@ -20,7 +20,9 @@ from crossdiff.platform.stream import (
     epoch_order,
     fourier_shift,
     make_samples,
+    shuffle_regions,
 )
+from crossdiff.platform.stream.dataset import window_cache_mb
 from crossdiff.platform.stream.reader import HandleCache
 from crossdiff.platform.stream.samples import keep_mask
 
@@ -124,6 +126,43 @@ def test_epoch_order_is_seeded_and_windowed():
     assert len(set(scene[order[:15]].tolist())) < len(set(scene[epoch_order(scene, 1, 0, None)[:15]].tolist()))
     runs = scene[epoch_order(scene, seed=1, epoch=0, window=1)]
     assert (np.diff(runs) != 0).sum() == 9  # one window per scene: each scene's tiles contiguous
+
+
+def test_shuffle_regions_cut_scenes_into_squares():
+    src = np.array([0, 0, 0, 0, 1])
+    rows, cols = np.array([0, 0, 300, 300, 0]), np.array([0, 300, 0, 300, 0])
+    regions = shuffle_regions(src, rows, cols, 256)
+    assert len(set(regions.tolist())) == 5 and regions.min() == 0 and regions.max() == 4
+    assert shuffle_regions(src, rows, cols, 512).tolist() == [0, 0, 0, 0, 1]  # a square holds the scene
+    assert shuffle_regions(src, rows, cols, None).tolist() == [0, 0, 0, 0, 1]
+
+
+def test_shuffle_windows_of_regions_keep_each_region_together(archive):
+    # 512-px scenes, 128-px tiles: 256-px regions hold 2x2 tiles; one region per window.
+    cfg = StreamConfig(split=None, sensors=["WorldView-2"], shuffle_region=256, shuffle_window=1)
+    rows = TileStream(archive["table"], cfg).order(0).to_pylist()
+    keys = [(r["src"], r["pan_row"] // 256, r["pan_col"] // 256) for r in rows]
+    changes = sum(a != b for a, b in zip(keys, keys[1:], strict=False))
+    assert changes == len(set(keys)) - 1  # every region's tiles are contiguous
+    assert len(set(keys)) == 2 * 4  # two WV2 scenes of four regions each
+    whole = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], shuffle_window=1))
+    scenes = [r["src"] for r in whole.order(0).to_pylist()]
+    assert sum(a != b for a, b in zip(scenes, scenes[1:], strict=False)) == 1  # small scenes: one region each
+
+
+def test_gdal_cache_is_sized_to_a_shuffle_window(archive):
+    # 16 regions of 2048 px, 8 bands at ratio 4, uint16: 16 * 2048**2 * 1.5 px * 2 B = 192 MiB decoded.
+    need = 16 * 2048**2 * 1.5 * 2 / 2**20
+    assert need <= window_cache_mb(16, 2048, 4, 8, 2) <= 1.25 * need
+    assert window_cache_mb(16, 1024, 4, 8, 2) < window_cache_mb(16, 2048, 4, 8, 2)
+    assert window_cache_mb(1, 64, 4, 4, 1) == 32 and window_cache_mb(16, 16384, 4, 8, 2) == 1024
+    stream = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"]))
+    assert stream.settings.gdal_cache_mb == window_cache_mb(16, 512, 4, 8, 2)  # the scenes are smaller than 2048
+    fixed = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], gdal_cache_mb=48))
+    assert fixed.settings.gdal_cache_mb == 48
+    for bad in ({"shuffle_region": 0}, {"gdal_cache_mb": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            StreamConfig(**bad)
 
 
 def test_fourier_shift_hand_cases():

@@ -119,7 +119,8 @@ def _interp_stages(y: torch.Tensor, ratio: int) -> torch.Tensor:
     return y
 
 
-def interp23tap(x: torch.Tensor, ratio: int, shift: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
+def interp23tap(x: torch.Tensor, ratio: int, shift: tuple[float, float] = (0.0, 0.0),
+               out: torch.Tensor | None = None) -> torch.Tensor:
     """Upsample by ``ratio`` with the toolbox's 23-tap interpolator (circular borders).
 
     Args:
@@ -129,9 +130,12 @@ def interp23tap(x: torch.Tensor, ratio: int, shift: tuple[float, float] = (0.0, 
         shift: ``(dx, dy)`` in output pixels: the result is resampled at
             ``(row + dy, col + dx)`` (band-limited, circular), i.e.
             ``fourier_shift(interp23tap(x, ratio), dx, dy)`` in one pass.
+        out: a contiguous tensor of the result's shape and dtype to write into
+            (saves a copy when the caller assembles many tiles in one array).
 
     Returns:
-        (C, ratio*h, ratio*w) or (B, C, ratio*h, ratio*w), aligned as the toolbox.
+        (C, ratio*h, ratio*w) or (B, C, ratio*h, ratio*w), aligned as the toolbox
+        (``out`` itself when given).
     """
     ratio = _check_ratio(ratio)
     if x.dim() not in (3, 4):
@@ -144,7 +148,10 @@ def interp23tap(x: torch.Tensor, ratio: int, shift: tuple[float, float] = (0.0, 
         device = str(x.device)
         rows = _axis_matrix(h, ratio, dy, x.dtype, device)
         cols = _axis_matrix(w, ratio, dx, x.dtype, device)
+        if out is not None:
+            return torch.matmul(rows.T @ x, cols, out=out)
         return (rows.T @ x @ cols).contiguous()
     y = _interp_stages(x.reshape(-1, 1, h, w), ratio)
     y = fourier_shift(y, torch.tensor([dx]), torch.tensor([dy]))
-    return y.reshape(*x.shape[:-2], *y.shape[-2:]).contiguous()
+    y = y.reshape(*x.shape[:-2], *y.shape[-2:])
+    return out.copy_(y) if out is not None else y.contiguous()

@@ -14,10 +14,13 @@ Conventions, in order of application:
   dropped. A tile is *blank* (dropped too) when PAN is constant or every MS
   band is constant: nothing to learn from it.
 * **Normalisation.** ``x01 = DN / (2**bits - 1)`` clipped to [0, 1], with the
-  row's bit depth (the sensor's, or what the scene declares). All resampling
-  below runs on ``x01`` and the result is mapped to ``2 * x01 - 1`` at the
+  row's bit depth (the sensor's, or what the scene declares); samples are
+  ``2 * x01 - 1``. Reduced mode resamples ``x01`` and maps the result at the
   end, so it equals the reference toolbox run on DNs and scaled afterwards
   (the MTF kernels sum to about 0.999, so an offset would not commute).
+  Original mode interpolates the signed MS directly: the 23-tap kernel and
+  the Fourier shift keep constants (to 1e-9), so the offset commutes, and
+  ``lms`` is written straight into its output array.
 * **Original mode** (stage 1): ``pan`` (B, 1, H, W), ``ms`` (B, C, H/r, W/r),
   ``lms`` (B, C, H, W) = ``interp23tap(ms, r)``, resampled onto the PAN grid by
   the manifest's ``ms_shift`` (see below).
@@ -114,6 +117,28 @@ def to_unit(dn: np.ndarray, bits: np.ndarray) -> torch.Tensor:
     return (x * torch.from_numpy(scale).view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
 
 
+def to_signed(dn: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """DN -> [-1, 1] by ``2 * DN / (2**bits - 1) - 1`` per row (bits (B,)), float32, clipped; a new array."""
+    scale = (2.0 / (np.power(2.0, bits.astype(np.float64)) - 1.0)).astype(np.float32)
+    x = torch.from_numpy(dn.astype(np.float32))  # a copy: the in-place steps below never touch ``dn``
+    return x.mul_(torch.from_numpy(scale).view(-1, 1, 1, 1)).sub_(1.0).clamp_(-1.0, 1.0).numpy()
+
+
+def _lms(ms: np.ndarray, ratio: int, sx: torch.Tensor, sy: torch.Tensor, chunk: int) -> np.ndarray:
+    """The 23-tap interpolation of signed MS onto the PAN grid, ``chunk`` tiles at a time into one array."""
+    b, c, h, w = ms.shape
+    lms = np.empty((b, c, h * ratio, w * ratio), np.float32)
+    src, dst = torch.from_numpy(ms), torch.from_numpy(lms)
+    for start in range(0, b, chunk):
+        part = slice(start, start + chunk)
+        shared = _shared_shift(sx[part], sy[part])
+        if shared is not None:  # one shift for every tile of the chunk: folded into the interpolation
+            interp23tap(src[part], ratio, shift=(ratio * shared[0], ratio * shared[1]), out=dst[part])
+        else:
+            dst[part] = fourier_shift(interp23tap(src[part], ratio), ratio * sx[part], ratio * sy[part])
+    return lms
+
+
 def _shared_shift(sx: torch.Tensor, sy: torch.Tensor) -> tuple[float, float] | None:
     """The ``(dx, dy)`` every tile of a batch shares (none for an empty batch), or None."""
     if len(sx) == 0:
@@ -152,33 +177,25 @@ def make_samples(pan_dn: np.ndarray, ms_dn: np.ndarray, *, bits: np.ndarray, rat
         raise ValueError(f"mode {mode!r} is not one of {MODES}")
     sensors = list(sensors)
     n = len(pan_dn)
-    if n > chunk and (with_lms or mode == "reduced"):
+    sx = torch.as_tensor(np.asarray(shift_x, dtype=np.float64))
+    sy = torch.as_tensor(np.asarray(shift_y, dtype=np.float64))
+    if mode == "original":
+        out = {"pan": to_signed(pan_dn, bits), "ms": to_signed(ms_dn, bits)}
+        if with_lms:
+            out["lms"] = _lms(out["ms"], ratio, sx, sy, chunk)
+        return out
+    if n > chunk:
         out: dict[str, np.ndarray] = {}
         for start in range(0, n, chunk):
             part = slice(start, start + chunk)
             got = make_samples(pan_dn[part], ms_dn[part], bits=bits[part], ratio=ratio, shift_x=shift_x[part],
-                               shift_y=shift_y[part], sensors=sensors[part], mode=mode, with_lms=with_lms,
-                               chunk=chunk)
+                               shift_y=shift_y[part], sensors=sensors[part], mode=mode, chunk=chunk)
             for key, value in got.items():
                 if key not in out:
                     out[key] = np.empty((n, *value.shape[1:]), value.dtype)
                 out[key][part] = value
         return out
-    pan = to_unit(pan_dn, bits)
-    ms = to_unit(ms_dn, bits)
-    sx = torch.as_tensor(np.asarray(shift_x, dtype=np.float64))
-    sy = torch.as_tensor(np.asarray(shift_y, dtype=np.float64))
-    if mode == "original":
-        out = {"pan": _signed(pan), "ms": _signed(ms)}
-        if with_lms:
-            shared = _shared_shift(sx, sy)
-            if shared is not None:  # one shift for every tile: folded into the interpolation
-                lms = interp23tap(ms, ratio, shift=(ratio * shared[0], ratio * shared[1]))
-            else:
-                lms = fourier_shift(interp23tap(ms, ratio), ratio * sx, ratio * sy)
-            out["lms"] = _signed(lms)
-        return out
-    return _reduced(pan, ms, ratio, sx, sy, sensors)
+    return _reduced(to_unit(pan_dn, bits), to_unit(ms_dn, bits), ratio, sx, sy, sensors)
 
 
 def _reduced(pan: torch.Tensor, ms: torch.Tensor, ratio: int, sx: torch.Tensor, sy: torch.Tensor,

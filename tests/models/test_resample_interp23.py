@@ -114,3 +114,16 @@ def test_a_shift_folded_into_the_interpolation_equals_shifting_after(monkeypatch
     assert not torch.allclose(folded, interp23tap(x, 2), atol=1e-3)  # the shift did something
     monkeypatch.setattr(mod, "MATRIX_MAX", 8)  # the stage path shifts the same way
     torch.testing.assert_close(interp23tap(x, 2, shift=(0.5, -1.25)), after, rtol=0, atol=tol)
+
+
+def test_out_receives_the_result_on_both_paths(monkeypatch):
+    import crossdiff.models.resample.interp23 as mod
+
+    x = torch.from_numpy(np.random.default_rng(5).random((2, 3, 12, 16))).float()
+    expected = interp23tap(x, 4, shift=(0.5, 0.25))
+    for matrix_max in (mod.MATRIX_MAX, 8):  # the matrix path, then the stages
+        monkeypatch.setattr(mod, "MATRIX_MAX", matrix_max)
+        out = torch.full((2, 3, 48, 64), float("nan"))
+        got = interp23tap(x, 4, shift=(0.5, 0.25), out=out)
+        assert got.data_ptr() == out.data_ptr()
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)

@@ -264,6 +264,17 @@ def test_make_samples_of_no_tiles_and_of_tiles_with_different_shifts():
         np.testing.assert_allclose(mixed["lms"][i], alone["lms"][0], atol=1e-5)
 
 
+def test_signed_samples_are_scaled_dns_and_leave_the_input_alone():
+    from crossdiff.platform.stream.samples import to_signed
+
+    dn = np.array([[[[0.0, 1023.5, 2047.0, 4000.0]]], [[[0.0, 127.5, 255.0, 300.0]]]], np.float32)
+    before = dn.copy()
+    got = to_signed(dn, np.array([11, 8]))
+    np.testing.assert_allclose(got[0, 0, 0], [-1.0, 0.0, 1.0, 1.0], atol=1e-6)  # 4000 > 2047: clipped
+    np.testing.assert_allclose(got[1, 0, 0], [-1.0, 0.0, 1.0, 1.0], atol=1e-6)
+    assert got.dtype == np.float32 and np.array_equal(dn, before)
+
+
 def test_make_samples_rejects_unknown_mode():
     with pytest.raises(ValueError, match="mode"):
         make_samples(np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 2, 2)), bits=np.array([11]), ratio=4,

@@ -58,9 +58,10 @@ from crossdiff.models.resample import fourier_shift, interp23tap, wald_pair
 from crossdiff.models.sensors import get_sensor
 
 MODES = ("original", "reduced")
-# Tiles resampled at once. One at a time is fastest: a tile's intermediates (a
-# few MB) stay in the CPU caches; 256-px 8-band tiles with lms took 1.7 ms a
-# tile one at a time, 2.3 ms in chunks of 4 and 4.4 ms in chunks of 32 (one thread).
+# Tiles interpolated at once. One at a time is fastest: a tile's intermediates
+# (a few MB) stay in the CPU caches; 256-px 8-band tiles with lms took 1.27 ms
+# a tile one at a time, 1.31 ms in chunks of 4 and 1.41 ms in chunks of 32
+# (one thread, writing into the output array).
 CHUNK = 1
 
 

@@ -73,10 +73,14 @@ from crossdiff.platform.stream.skips import skipped_table, start_skip_log
 # round trip between Ray Data's executor and a reader, so blocks of 64 256-px
 # tiles (0.06 s of reading without lms) beat 32 (readers idle a third of the
 # time) and 128 (too few blocks to share among readers in a short stream);
-# measured with benchmarks/bench_stream.py. Large tiles are capped by bytes,
-# since every queued block is memory.
+# measured with benchmarks/bench_stream.py. Large tiles are capped by bytes:
+# a reader holds its block in a few copies while it builds and stores it, and
+# blocks land in object-store pages that stay resident once touched. With lms
+# (2.5 MB a tile) blocks of 64 tiles made an 8x archive's peak memory 1.23-1.37
+# times the 1x one's, blocks of 32 1.18 times. Block sizes are powers of two,
+# so power-of-two batches never straddle two blocks.
 MAX_BLOCK_TILES = 64
-BLOCK_BYTES = 256 << 20
+BLOCK_BYTES = 96 << 20
 META_COLUMNS = ("tile_id", "sensor", "epoch")  # the columns beside the sample arrays
 
 
@@ -103,8 +107,8 @@ class StreamConfig:
             a few drops the rest in the readers, without another Ray Data step.
         with_lms: compute ``lms`` in original mode (reduced mode always does).
         batch_size: tiles per read task and output block (consumers re-batch
-            freely); None: ``MAX_BLOCK_TILES``, fewer where that many tiles'
-            samples would pass ``BLOCK_BYTES``.
+            freely); None: ``MAX_BLOCK_TILES``, or the largest power of two
+            whose samples fit in ``BLOCK_BYTES``.
         workers: reader actors; None uses every CPU of the cluster.
         tasks_in_flight: read tasks queued on each reader, so one is ready
             the moment the last finishes (Ray Data's default is 2).
@@ -313,7 +317,8 @@ class TileStream:
         shapes = samples.sample_shapes(self.config.mode, self.pan_shape, self.ms_shape, self.n_bands, self.ratio,
                                        self.config.with_lms)
         tile_bytes = 4 * sum(int(np.prod(s)) for s in shapes.values())
-        return int(np.clip(BLOCK_BYTES // tile_bytes, 1, MAX_BLOCK_TILES))
+        fit = max(1, min(MAX_BLOCK_TILES, BLOCK_BYTES // tile_bytes))
+        return 1 << (fit.bit_length() - 1)  # the largest power of two that fits
 
     @property
     def n_tiles(self) -> int:

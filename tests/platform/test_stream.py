@@ -165,6 +165,20 @@ def test_gdal_cache_is_sized_to_a_shuffle_window(archive):
             StreamConfig(**bad)
 
 
+def test_blocks_are_a_power_of_two_within_the_byte_cap(archive, monkeypatch):
+    import crossdiff.platform.stream.dataset as ds
+
+    stream = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"]))
+    assert stream.block_tiles == ds.MAX_BLOCK_TILES
+    tile_bytes = 4 * (128 * 128 + 8 * 32 * 32 + 8 * 128 * 128)  # pan, ms, lms of a 128-px 8-band tile
+    monkeypatch.setattr(ds, "BLOCK_BYTES", 20 * tile_bytes)
+    assert stream.block_tiles == 16
+    monkeypatch.setattr(ds, "BLOCK_BYTES", tile_bytes - 1)
+    assert stream.block_tiles == 1  # a tile larger than the cap still streams, one per block
+    fixed = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], batch_size=24))
+    assert fixed.block_tiles == 24
+
+
 def test_fourier_shift_hand_cases():
     w = 32
     x = torch.arange(w, dtype=torch.float64)

@@ -2,8 +2,9 @@
 
 Front door: :class:`TileStream` (``.dataset(epoch)``, ``.skipped()``) and the
 shortcut :func:`tile_dataset`. See :mod:`.dataset` for the pipeline,
-:mod:`.samples` for shapes and conventions, :mod:`.reader` for the per-worker
-reader and its retries, :mod:`.skips` for the record of skipped reads.
+:mod:`.order` for each epoch's shuffle, :mod:`.samples` for shapes and
+conventions, :mod:`.reader` for the per-worker reader and its retries,
+:mod:`.skips` for the record of skipped reads.
 
 Names are imported on first use: the skip-log actor's process imports
 :mod:`.skips` alone and so stays free of torch (about 300 MB less).
@@ -15,8 +16,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "StreamConfig": "dataset", "TileStream": "dataset", "epoch_order": "dataset", "select_tiles": "dataset",
-    "shuffle_regions": "dataset", "tile_dataset": "dataset", "ReaderSettings": "reader", "Source": "reader",
+    "StreamConfig": "dataset", "TileStream": "dataset", "epoch_order": "order", "select_tiles": "dataset",
+    "shuffle_regions": "order", "tile_dataset": "dataset", "ReaderSettings": "reader", "Source": "reader",
     "TileReader": "reader", "with_retries": "reader", "fourier_shift": "samples", "make_samples": "samples",
     "SKIP_SCHEMA": "skips", "SkippedRead": "skips",
 }

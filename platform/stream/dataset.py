@@ -6,22 +6,16 @@ The driver does the cheap work on the manifest (a table of small rows):
    ingest's ``valid_fraction``; tiles of different band counts, tile sizes or
    ratios cannot share a batch, so a selection that mixes them is an error
    that names the filters that fix it;
-2. **shuffle** with a permutation drawn from ``(seed, epoch)`` (NumPy's PCG64
-   through ``SeedSequence``: the same on every machine), *before* any pixel is
-   read, so reading stays a bounded stream. The shuffle is windowed
-   (:func:`epoch_order`): scenes are cut into square regions of
-   ``shuffle_region`` PAN pixels (a small scene is one region), regions are
-   put in a random order and cut into windows of ``shuffle_window``, and
-   tiles are shuffled within each window. Every batch still mixes many
-   scenes, but a reader touches only a window's files and storage blocks at a
-   time, so its open-file cache and GDAL's block cache keep hitting. A global
-   shuffle over an archive of more files than the cache holds reopens a file
-   for almost every tile (measured: half the speed on 128 local files with 64
-   kept open, and worse on S3, where an open costs several requests). Whole
-   scenes as the unit fail the same way on large scenes: a window of 16
-   WorldView-2 scenes is gigabytes of decoded blocks, so each 64-px MS window
-   would decode a whole 256-px MS block that 15 other tiles share (measured
-   with :mod:`benchmarks.bench_stream`, "large scenes"). Several
+2. **shuffle** *before* any pixel is read, so reading stays a bounded
+   stream: a windowed shuffle of square scene regions drawn from
+   ``(seed, epoch)`` (:mod:`.order`). A global shuffle over an archive of
+   more files than the open-file cache holds reopens a file for almost every
+   tile (measured: half the speed on 128 local files with 64 kept open, and
+   worse on S3, where an open costs several requests); whole scenes as the
+   shuffle unit fail the same way on large scenes, whose windows are
+   gigabytes of decoded blocks (each 64-px MS window would decode a 256-px
+   MS block that 15 other tiles share: 0.3x the speed in
+   :mod:`benchmarks.bench_stream`, "large scenes"). Several
    epochs can be chained in
    one Dataset (rows carry their ``epoch``): a Ray Train run passes
    ``stream.dataset(range(first_epoch, epochs))`` as its dataset and its
@@ -66,6 +60,7 @@ from crossdiff.models.sensors import get_sensor
 from crossdiff.platform.archive.filesystems import StorageOptions, is_s3, resolve_credentials
 from crossdiff.platform.archive.manifest import read_manifest
 from crossdiff.platform.stream import samples
+from crossdiff.platform.stream.order import epoch_order, shuffle_regions, window_cache_mb
 from crossdiff.platform.stream.reader import CREDENTIAL_ENV, ReaderSettings, Source, TileReader
 from crossdiff.platform.stream.skips import skipped_table, start_skip_log
 
@@ -217,52 +212,6 @@ def select_tiles(table: pa.Table, config: StreamConfig) -> pa.Table:
         raise ValueError(f"the selected tiles cannot share a batch: {listing}. Pass bands=<count> or "
                          "sensors=[...] (and tile=<size> if sizes differ) to stream one kind at a time")
     return t
-
-
-def shuffle_regions(src: np.ndarray, pan_row: np.ndarray, pan_col: np.ndarray, region: int | None) -> np.ndarray:
-    """(N,) dense region index of each tile: its scene and its ``region``-px square (None: the scene)."""
-    src = np.asarray(src, np.int64)
-    if region is None:
-        key = src
-    else:
-        cells_y, cells_x = np.asarray(pan_row) // region, np.asarray(pan_col) // region
-        key = (src * (int(cells_y.max(initial=0)) + 1) + cells_y) * (int(cells_x.max(initial=0)) + 1) + cells_x
-    return np.unique(key, return_inverse=True)[1].reshape(-1)
-
-
-def window_cache_mb(window: int | None, region_px: int, ratio: int, n_bands: int, itemsize: int) -> int:
-    """GDAL block cache (MB) a reader needs to decode each block of a shuffle window once.
-
-    A window's tiles arrive in random order, so a block shared by several
-    tiles (a 256-px MS block holds 16 MS windows of 64 px) is decoded again
-    unless the cache holds every block the window has touched: its regions'
-    decoded PAN and MS. Bounded by the window, never by the archive; clipped
-    to 32-1024 MB.
-    """
-    pixels = (window or 16) * region_px**2 * (1 + n_bands / ratio**2)
-    return int(np.clip(pixels * itemsize * 1.1 / 2**20 + 16, 32, 1024))
-
-
-def epoch_order(group: np.ndarray, seed: int, epoch: int, window: int | None = None) -> np.ndarray:
-    """The row order of one epoch, a permutation drawn from ``(seed, epoch)``.
-
-    Args:
-        group: (N,) shuffle-region (or scene) index of each row, 0..G-1.
-        seed, epoch: what the order is a function of.
-        window: groups per window: groups are permuted, cut into consecutive
-            windows of this many, and rows are shuffled within each window.
-            None (or a window larger than the archive) shuffles all rows.
-
-    Returns:
-        Row indices: windows one after the other, each a shuffle of its groups' rows.
-    """
-    group = np.asarray(group)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch)]))
-    n_groups = int(group.max()) + 1 if group.size else 0
-    rank = np.empty(n_groups, np.int64)
-    rank[rng.permutation(n_groups)] = np.arange(n_groups)
-    windows = rank[group] // window if window else np.zeros(group.size, np.int64)
-    return np.lexsort((rng.random(group.size), windows))  # by window, randomly within it
 
 
 @contextlib.contextmanager

@@ -19,11 +19,11 @@ batch of slim manifest rows (source index, windows, shift, epoch; see
 Memory: GDAL's block cache defaults to 5% of the machine's RAM per process
 and would fill with blocks of scenes the stream has left, growing with the
 archive up to that cap; readers set it to ``gdal_cache_mb``, which the stream
-sizes to one shuffle window's decoded pixels (:func:`.dataset.window_cache_mb`:
+sizes to one shuffle window's decoded pixels (:func:`.order.window_cache_mb`:
 a block several tiles share is decoded once, and the cache stays bounded by
 the window, not the archive). Open datasets cost memory too (block index,
 GDAL's per-file state, curl buffers on S3): ``max_open_files`` (64) covers the
-files of two shuffle windows (:func:`.dataset.epoch_order`).
+files of two shuffle windows (:mod:`.order`).
 
 Object-store access: every open goes through
 :func:`crossdiff.platform.archive.filesystems.raster_env`, the same GDAL

@@ -22,7 +22,7 @@ from crossdiff.platform.stream import (
     make_samples,
     shuffle_regions,
 )
-from crossdiff.platform.stream.dataset import window_cache_mb
+from crossdiff.platform.stream.order import window_cache_mb
 from crossdiff.platform.stream.reader import HandleCache
 from crossdiff.platform.stream.samples import keep_mask
 
@@ -156,6 +156,7 @@ def test_gdal_cache_is_sized_to_a_shuffle_window(archive):
     assert need <= window_cache_mb(16, 2048, 4, 8, 2) <= 1.25 * need
     assert window_cache_mb(16, 1024, 4, 8, 2) < window_cache_mb(16, 2048, 4, 8, 2)
     assert window_cache_mb(1, 64, 4, 4, 1) == 32 and window_cache_mb(16, 16384, 4, 8, 2) == 1024
+    assert window_cache_mb(None, 2048, 4, 8, 2) == 32  # a global shuffle has no window to hold
     stream = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"]))
     assert stream.settings.gdal_cache_mb == window_cache_mb(16, 512, 4, 8, 2)  # the scenes are smaller than 2048
     fixed = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], gdal_cache_mb=48))

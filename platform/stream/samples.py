@@ -186,16 +186,16 @@ def make_samples(pan_dn: np.ndarray, ms_dn: np.ndarray, *, bits: np.ndarray, rat
             out["lms"] = _lms(out["ms"], ratio, sx, sy, chunk)
         return out
     if n > chunk:
-        out: dict[str, np.ndarray] = {}
+        pairs: dict[str, np.ndarray] = {}
         for start in range(0, n, chunk):
             part = slice(start, start + chunk)
             got = make_samples(pan_dn[part], ms_dn[part], bits=bits[part], ratio=ratio, shift_x=shift_x[part],
                                shift_y=shift_y[part], sensors=sensors[part], mode=mode, chunk=chunk)
             for key, value in got.items():
-                if key not in out:
-                    out[key] = np.empty((n, *value.shape[1:]), value.dtype)
-                out[key][part] = value
-        return out
+                if key not in pairs:
+                    pairs[key] = np.empty((n, *value.shape[1:]), value.dtype)
+                pairs[key][part] = value
+        return pairs
     return _reduced(to_unit(pan_dn, bits), to_unit(ms_dn, bits), ratio, sx, sy, sensors)
 
 

@@ -111,18 +111,22 @@ def keep_mask(pan: np.ndarray, ms: np.ndarray, nodata: Sequence[float | None], m
     return ~(blank | low), blank, low
 
 
+def _row_scale(bits: np.ndarray, top: float) -> torch.Tensor:
+    """``top / (2**bits - 1)`` per row, float32, shaped to broadcast over (B, C, H, W)."""
+    scale = (top / (np.power(2.0, bits.astype(np.float64)) - 1.0)).astype(np.float32)
+    return torch.from_numpy(scale).view(-1, 1, 1, 1)
+
+
 def to_unit(dn: np.ndarray, bits: np.ndarray) -> torch.Tensor:
     """DN -> [0, 1] by ``2**bits - 1`` per row (bits (B,)), float32, clipped."""
-    scale = (1.0 / (np.power(2.0, bits.astype(np.float64)) - 1.0)).astype(np.float32)
     x = torch.from_numpy(np.ascontiguousarray(dn, dtype=np.float32))
-    return (x * torch.from_numpy(scale).view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
+    return (x * _row_scale(bits, 1.0)).clamp_(0.0, 1.0)
 
 
 def to_signed(dn: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """DN -> [-1, 1] by ``2 * DN / (2**bits - 1) - 1`` per row (bits (B,)), float32, clipped; a new array."""
-    scale = (2.0 / (np.power(2.0, bits.astype(np.float64)) - 1.0)).astype(np.float32)
     x = torch.from_numpy(dn.astype(np.float32))  # a copy: the in-place steps below never touch ``dn``
-    return x.mul_(torch.from_numpy(scale).view(-1, 1, 1, 1)).sub_(1.0).clamp_(-1.0, 1.0).numpy()
+    return x.mul_(_row_scale(bits, 2.0)).sub_(1.0).clamp_(-1.0, 1.0).numpy()
 
 
 def _lms(ms: np.ndarray, ratio: int, sx: torch.Tensor, sy: torch.Tensor, chunk: int) -> np.ndarray:
@@ -141,9 +145,7 @@ def _lms(ms: np.ndarray, ratio: int, sx: torch.Tensor, sy: torch.Tensor, chunk: 
 
 
 def _shared_shift(sx: torch.Tensor, sy: torch.Tensor) -> tuple[float, float] | None:
-    """The ``(dx, dy)`` every tile of a batch shares (none for an empty batch), or None."""
-    if len(sx) == 0:
-        return 0.0, 0.0
+    """The ``(dx, dy)`` every tile of a non-empty chunk shares, or None."""
     if bool((sx == sx[0]).all() and (sy == sy[0]).all()):
         return float(sx[0]), float(sy[0])
     return None

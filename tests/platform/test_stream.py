@@ -7,6 +7,8 @@ and compare it with the in-process result.
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 import torch
@@ -23,8 +25,8 @@ from crossdiff.platform.stream import (
     shuffle_regions,
 )
 from crossdiff.platform.stream.order import window_cache_mb
-from crossdiff.platform.stream.reader import HandleCache
-from crossdiff.platform.stream.samples import keep_mask
+from crossdiff.platform.stream.reader import HandleCache, settle_reader_process
+from crossdiff.platform.stream.samples import keep_mask, valid_fraction
 
 WV2_MAX = 2**11 - 1
 
@@ -86,6 +88,31 @@ def test_keep_mask_hand_cases():
     assert keep_mask(pan[:1], ms2, [-9.0], min_valid=0.5)[2].tolist() == [False]
     assert keep_mask(pan[:1], ms2, [-9.0], min_valid=0.51)[2].tolist() == [True]
     assert keep_mask(pan[:1], ms2, [None], min_valid=1.0)[2].tolist() == [False]  # no nodata: -9 is data
+
+
+def test_valid_fraction_compares_integer_pixels_with_any_nodata():
+    # Fill values are compared in the pixels' dtype when exact there; a
+    # fractional or out-of-range nodata never matches an integer pixel.
+    pan = np.full((4, 1, 4, 4), 7, np.uint16)
+    pan[:, 0, 0] = 0  # a quarter of each PAN is 0
+    ms = np.full((4, 2, 2, 2), 7, np.uint16)
+    ms[:, 1, 0, 0] = 0  # one MS pixel of four has a 0 in one band only
+    got = valid_fraction(pan, ms, [None, 0.0, 7.5, 70000.0])
+    # None: fill is 0 in every band (MS: none), PAN 1/4 -> 0.75; nodata 0: MS 1/4, PAN 1/4 -> 0.75;
+    # 7.5 and 70000 cannot be uint16 pixels -> all valid.
+    assert got.tolist() == [0.75, 0.75, 1.0, 1.0]
+    pan[1] = 7  # only the MS fill is left for tile 1
+    ms[1, 0, 1] = 0  # and it grows to 3 of 4 pixels (a band at 0 is enough with a declared nodata)
+    assert valid_fraction(pan, ms, [None, 0.0, None, None])[1] == 0.25
+
+
+def test_settle_reader_process_freezes_what_the_worker_holds():
+    gc.unfreeze()
+    try:
+        settle_reader_process()
+        assert gc.get_freeze_count() > 1000  # modules, Ray's and torch's included
+    finally:
+        gc.unfreeze()
 
 
 def test_mixed_band_counts_need_a_filter(archive):

@@ -82,11 +82,26 @@ def sample_shapes(mode: str, pan_shape: tuple[int, int], ms_shape: tuple[int, in
 def valid_fraction(pan: np.ndarray, ms: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
     """Share of each tile that is not fill, (B,): ``1 - max(PAN fill share, MS fill share)``."""
     declared = np.array([v is not None and not np.isnan(v) for v in nodata])
-    fill = np.array([float(v) if d else 0.0 for v, d in zip(nodata, declared, strict=True)]).reshape(-1, 1, 1, 1)
-    pan_fill = (pan == fill).mean(axis=(1, 2, 3))
+    fill = _fill_like(np.array([float(v) if d else 0.0 for v, d in zip(nodata, declared, strict=True)]), pan.dtype)
+    pan_fill = np.count_nonzero(pan == fill, axis=(1, 2, 3)) / pan[0].size
     ms_eq = ms == fill
-    ms_fill = np.where(declared[:, None, None], ms_eq.any(axis=1), ms_eq.all(axis=1)).mean(axis=(1, 2))
+    ms_fill = np.count_nonzero(np.where(declared[:, None, None], ms_eq.any(axis=1), ms_eq.all(axis=1)),
+                               axis=(1, 2)) / ms[0, 0].size
     return 1.0 - np.maximum(pan_fill, ms_fill)
+
+
+def _fill_like(fill: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Fill values (B,) shaped (B, 1, 1, 1), in the pixels' dtype when each is exact there.
+
+    Comparing uint16 pixels with float64 fill values would first cast every
+    pixel to float64 (a fifth of a reader's filter time); a value the dtype
+    cannot hold (a fractional or out-of-range nodata) keeps float64, where
+    it simply never matches.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        same = fill.astype(dtype)
+    exact = np.array_equal(same.astype(np.float64), fill)
+    return (same if exact else fill).reshape(-1, 1, 1, 1)
 
 
 def is_blank(pan: np.ndarray, ms: np.ndarray) -> np.ndarray:

@@ -21,6 +21,15 @@ reader actors; "per core" divides its rate by the number of readers. Local
 files and an S3 endpoint (a moto server on loopback, GDAL ``/vsis3/``) are
 measured in the same run.
 
+CPU a tile. Beside each rate the benchmark prints the CPU a delivered tile
+cost between the same marks, summed over every process of the run (driver,
+Ray's daemons, readers; the S3 server is reported apart). The per-core rate
+on 2 cores mixes two things: the work the stream adds to each tile, and the
+share of the two cores that the consumer and Ray's daemons take from the
+readers. The plain loop's CPU a tile over the stream's is the first alone:
+the share of the plain loop's rate each core can give on a machine whose
+consumer has cores of its own.
+
 Large scenes. The synthetic scenes above hold 16 tiles each; real ones hold
 thousands, and their 256-px MS blocks are shared by the 64-px MS windows of
 16 tiles. A third local case reads 4096-px scenes (4x4 mosaics of the small
@@ -143,8 +152,8 @@ def replicate(src_root: Path, dst_root: Path, copies: int) -> Path:
 # NAIVE BASELINE: one process, rasterio windows, the same per-tile work.
 # ---------------------------------------------------------------------------
 
-def plain_loop(stream, epochs: int, with_lms: bool) -> float:
-    """Tiles/s of one process reading the stream's tiles, in its order, for ``epochs`` epochs."""
+def plain_loop(stream, epochs: int, with_lms: bool) -> tuple[float, float]:
+    """(tiles/s, CPU ms a tile) of one process reading the stream's tiles, in its order, for ``epochs`` epochs."""
     import rasterio
     from rasterio.windows import Window
 
@@ -184,7 +193,7 @@ def plain_loop(stream, epochs: int, with_lms: bool) -> float:
             clock.add(len(chunk), len(out["pan"]))
         for src in files.values():
             src.close()
-    return clock.rate()
+    return clock.rate(), clock.cpu_ms()
 
 
 class RateClock:
@@ -204,6 +213,7 @@ class RateClock:
         self.t_start: float | None = None
         self.t_end: float | None = None
         self.startup = 0.0
+        self.cpu: tuple[dict, dict] = ({}, {})  # CPU seconds by process of the whole tree at the two marks
 
     def add(self, seen: int, delivered: int) -> None:
         if self.seen == 0:
@@ -211,23 +221,42 @@ class RateClock:
         self.seen += seen
         if self.t_start is None:
             if self.seen >= self.marks[0]:
-                self.t_start = time.perf_counter()
+                self.t_start, self.cpu = time.perf_counter(), (tree_cpu_seconds(), {})
             return
         if self.t_end is None:
             self.delivered += delivered
             if self.seen >= self.marks[1]:
-                self.t_end = time.perf_counter()
+                self.t_end, self.cpu = time.perf_counter(), (self.cpu[0], tree_cpu_seconds())
 
     def rate(self) -> float:
         return self.delivered / ((self.t_end or time.perf_counter()) - self.t_start)
 
+    def cpu_ms(self) -> float:
+        """CPU milliseconds a delivered tile cost between the marks, every process of the run counted."""
+        start, end = self.cpu
+        # By process: one that exits between the marks would otherwise take its whole CPU time off the sum.
+        return 1e3 * sum(t - start.get(pid, 0.0) for pid, t in end.items()) / max(self.delivered, 1)
 
-def stream_rate(stream, epochs: int) -> tuple[float, float]:
-    """(tiles/s after warm-up, seconds to the first batch) of the stream over ``epochs`` epochs."""
+
+def tree_cpu_seconds() -> dict[int, float]:
+    """CPU seconds used so far by this process and every live process under it (Ray's, not the S3 server's)."""
+    import psutil
+
+    me = psutil.Process()
+    used = {}
+    for p in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            if "moto" not in " ".join(p.cmdline()):  # the S3 server is reported apart
+                used[p.pid] = cpu_seconds(p)
+    return used
+
+
+def stream_rate(stream, epochs: int) -> tuple[float, float, float]:
+    """(tiles/s after warm-up, CPU ms a tile, seconds to the first batch) of the stream over ``epochs`` epochs."""
     clock = RateClock(stream.n_tiles * epochs)
     for batch in stream.dataset(range(epochs)).iter_batches(batch_size=BATCH, batch_format="numpy"):
         clock.add(len(batch["pan"]), len(batch["pan"]))
-    return clock.rate(), clock.startup
+    return clock.rate(), clock.cpu_ms(), clock.startup
 
 
 def cpu_seconds(proc) -> float:
@@ -253,28 +282,31 @@ def compare(manifest: str, storage, label: str, lines: list[str], workloads: tup
     epochs = 1  # every tile read once: no help from caches that a real archive would overflow
     for with_lms in workloads:
         work = "full (with lms)" if with_lms else "read (no lms)"
-        plain_runs: list[float] = []
-        rates = {}
+        plain_runs: list[tuple[float, float]] = []  # (tiles/s, CPU ms a tile)
+        rates, cpu = {}, {}
         server_ms = {}  # the endpoint's CPU per tile, by run
         for workers in (1, 2):
             cfg = StreamConfig(split=None, workers=workers, with_lms=with_lms, seed=1, **config)
             stream = TileStream(manifest, cfg, storage)
             if not plain_runs:
                 plain_runs.append(plain_loop(stream, epochs, with_lms))
-            (rates[workers], startup), server_ms[f"{workers} readers"] = with_server_cpu(
+            (rates[workers], cpu[workers], startup), server_ms[f"{workers} readers"] = with_server_cpu(
                 server, epochs * stream.n_tiles, lambda s=stream: stream_rate(s, epochs))
-            log(f"{label} {work}: {workers} reader(s) {rates[workers]:.1f} tiles/s (first batch after {startup:.1f} s)")
+            log(f"{label} {work}: {workers} reader(s) {rates[workers]:.1f} tiles/s, {cpu[workers]:.2f} CPU ms a tile "
+                f"(first batch after {startup:.1f} s)")
         # The plain loop again after the stream (Ray idle, caches as warm): the faster of its two runs counts.
         again, server_ms["plain loop"] = with_server_cpu(
             server, epochs * stream.n_tiles, lambda s=stream, lms=with_lms: plain_loop(s, epochs, lms))
         plain_runs.append(again)
-        log(f"{label} {work}: plain loop {plain_runs[0]:.1f} and {plain_runs[1]:.1f} tiles/s")
-        plain = max(plain_runs)
+        log(f"{label} {work}: plain loop {plain_runs[0][0]:.1f} and {plain_runs[1][0]:.1f} tiles/s")
+        plain, plain_cpu = max(plain_runs)
         line = (f"stream {label}, {work}, {epochs * stream.n_tiles} tiles (blocks of {stream.block_tiles}): "
                 f"plain loop {plain:.1f} tiles/s; "
                 f"stream 1 reader {rates[1]:.1f} tiles/s ({rates[1] / plain:.2f}x), 2 readers {rates[2]:.1f} tiles/s "
                 f"({rates[2] / plain:.2f}x = {rates[2] / 2 / plain:.2f}x per core, target >= 0.8); "
-                f"2 vs 1 reader {rates[2] / rates[1]:.2f}x")
+                f"2 vs 1 reader {rates[2] / rates[1]:.2f}x; CPU a tile, every process counted: plain loop "
+                f"{plain_cpu:.2f} ms, stream 1 reader {cpu[1]:.2f} ms ({plain_cpu / cpu[1]:.2f}x the plain loop's "
+                f"work per CPU second), 2 readers {cpu[2]:.2f} ms ({plain_cpu / cpu[2]:.2f}x)")
         if server is not None:
             line += ("; the S3 server's CPU a tile, on the same cores: "
                      + ", ".join(f"{k} {v:.1f} ms" for k, v in server_ms.items()))

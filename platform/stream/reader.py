@@ -195,6 +195,12 @@ def settle_reader_process() -> None:
     gc.freeze()
 
 
+def _in_ray_actor() -> bool:
+    import ray
+
+    return ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
+
+
 class TileReader:
     """``map_batches`` callable: slim manifest rows -> sample rows (see :mod:`.samples`).
 
@@ -213,7 +219,8 @@ class TileReader:
         self.filtered: Counter[tuple[str, str]] = Counter()
         for key, value in (settings.credentials or {}).items():
             os.environ[key] = value
-        settle_reader_process()
+        if _in_ray_actor():  # in-process users keep their own process settings
+            settle_reader_process()
         if settings.gdal_cache_mb is not None:
             # Read once per process, at GDAL's first block read: set it before any.
             os.environ["GDAL_CACHEMAX"] = str(int(settings.gdal_cache_mb))

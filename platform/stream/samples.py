@@ -83,10 +83,10 @@ def valid_fraction(pan: np.ndarray, ms: np.ndarray, nodata: Sequence[float | Non
     """Share of each tile that is not fill, (B,): ``1 - max(PAN fill share, MS fill share)``."""
     declared = np.array([v is not None and not np.isnan(v) for v in nodata])
     fill = _fill_like(np.array([float(v) if d else 0.0 for v, d in zip(nodata, declared, strict=True)]), pan.dtype)
-    pan_fill = np.count_nonzero(pan == fill, axis=(1, 2, 3)) / pan[0].size
+    pan_fill = np.count_nonzero(pan == fill, axis=(1, 2, 3)) / np.prod(pan.shape[1:])
     ms_eq = ms == fill
     ms_fill = np.count_nonzero(np.where(declared[:, None, None], ms_eq.any(axis=1), ms_eq.all(axis=1)),
-                               axis=(1, 2)) / ms[0, 0].size
+                               axis=(1, 2)) / np.prod(ms.shape[2:])
     return 1.0 - np.maximum(pan_fill, ms_fill)
 
 

@@ -344,3 +344,9 @@ def test_ray_stream_equals_in_process_and_epochs_reorder(archive, ray_local):
     assert e1 != got["tile_id"].tolist() and e1 != e2  # a new order every epoch
     assert stream.skipped().num_rows == 0
     assert sum(stream.filtered().values()) == len(archive["punched"])
+
+
+def test_an_in_process_reader_leaves_its_callers_process_settings(archive):
+    gc.unfreeze()
+    TileReader(TileStream(archive["table"], StreamConfig(split=None, bands=4)).settings)
+    assert gc.get_freeze_count() == 0  # only reader actors, which own their process, settle it

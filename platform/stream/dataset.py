@@ -27,10 +27,12 @@ The driver does the cheap work on the manifest (a table of small rows):
    :class:`~.reader.Source` table. The rows that sit in the object store are
    then under 100 bytes a tile (tens of MB for a million tiles).
 
-Ray Data then runs :class:`~.reader.TileReader` over blocks of
-:attr:`TileStream.block_tiles` rows on a fixed pool of actors
-(``ActorPoolStrategy``, a few read tasks queued on each) with streaming
-execution: backpressure keeps at most a few blocks per operator in flight and
+Ray Data then runs :class:`~.reader.TileReader` on a fixed pool of actors
+(``ActorPoolStrategy``, a few read tasks queued on each). A read task takes
+:attr:`TileStream.blocks_per_task` blocks of :attr:`TileStream.block_tiles`
+consecutive rows (about a shuffle window, so one reader decodes the storage
+blocks the window's tiles share) and yields their samples block by block,
+with streaming execution: backpressure keeps at most a few blocks per operator in flight and
 ``object_store_bytes`` caps what the stream may hold in the object store, so
 memory does not grow with the archive. No full scene is read, nothing is
 materialised. Order: with ``deterministic`` (default), Ray Data preserves
@@ -76,6 +78,16 @@ from crossdiff.platform.stream.skips import skipped_table, start_skip_log
 # so power-of-two batches never straddle two blocks.
 MAX_BLOCK_TILES = 64
 BLOCK_BYTES = 96 << 20
+# Output blocks per read task when the config leaves it open: about one
+# shuffle window's tiles, so that one reader decodes each storage block the
+# window's tiles share (a 256-px MS block holds the MS windows of 16 tiles;
+# with one block per task two readers decoded most of them twice) and a
+# reader goes from block to block without a round trip to the executor.
+# Measured on 2 cores, 2 readers, 64-tile blocks, windows of 256 tiles
+# (benchmarks/bench_stream.py): 1,346 tiles/s with one block per task, 1,719
+# with four; CPU a tile 1.45 -> 1.13 ms, every process counted. Capped so
+# that a task stays a short unit of work to share among readers.
+MAX_TASK_BLOCKS = 16
 META_COLUMNS = ("tile_id", "sensor", "epoch")  # the columns beside the sample arrays
 
 
@@ -101,9 +113,12 @@ class StreamConfig:
         columns: output only these columns (None: all); a consumer that needs
             a few drops the rest in the readers, without another Ray Data step.
         with_lms: compute ``lms`` in original mode (reduced mode always does).
-        batch_size: tiles per read task and output block (consumers re-batch
-            freely); None: ``MAX_BLOCK_TILES``, or the largest power of two
-            whose samples fit in ``BLOCK_BYTES``.
+        batch_size: tiles per output block (consumers re-batch freely); None:
+            ``MAX_BLOCK_TILES``, or the largest power of two whose samples fit
+            in ``BLOCK_BYTES``.
+        blocks_per_task: output blocks a read task yields, one after the
+            other; None: about one shuffle window (see ``MAX_TASK_BLOCKS``),
+            fewer when the stream is too short to give every reader two tasks.
         workers: reader actors; None uses every CPU of the cluster.
         tasks_in_flight: read tasks queued on each reader, so one is ready
             the moment the last finishes (Ray Data's default is 2).
@@ -134,6 +149,7 @@ class StreamConfig:
     with_lms: bool = True
     batch_size: int | None = None
     workers: int | None = None
+    blocks_per_task: int | None = None
     tasks_in_flight: int = 4
     cpus_per_worker: float = 1.0
     retries: int = 2
@@ -146,10 +162,10 @@ class StreamConfig:
     def __post_init__(self) -> None:
         if self.mode not in samples.MODES:
             raise ValueError(f"mode {self.mode!r} is not one of {samples.MODES}")
-        positive = (self.batch_size, self.tasks_in_flight, self.workers)
+        positive = (self.batch_size, self.blocks_per_task, self.tasks_in_flight, self.workers)
         if any(v is not None and v < 1 for v in positive):
-            raise ValueError(f"batch_size ({self.batch_size}), tasks_in_flight ({self.tasks_in_flight}) and "
-                             f"workers ({self.workers}) must be positive")
+            raise ValueError(f"batch_size ({self.batch_size}), blocks_per_task ({self.blocks_per_task}), "
+                             f"tasks_in_flight ({self.tasks_in_flight}) and workers ({self.workers}) must be positive")
         if not 0.0 <= self.min_valid <= 1.0 or not 0.0 <= self.min_manifest_valid <= 1.0:
             raise ValueError("min_valid and min_manifest_valid are fractions in [0, 1]")
         if self.shuffle_window is not None and self.shuffle_window < 1:
@@ -270,6 +286,17 @@ class TileStream:
         return 1 << (fit.bit_length() - 1)  # the largest power of two that fits
 
     @property
+    def blocks_per_task(self) -> int:
+        """Output blocks per read task (``config.blocks_per_task``, or about one shuffle window's tiles)."""
+        c = self.config
+        if c.blocks_per_task is not None:
+            return c.blocks_per_task
+        n_regions = int(self._regions.max()) + 1
+        window = n_regions if not c.shuffle or c.shuffle_window is None else min(c.shuffle_window, n_regions)
+        window_tiles = self.n_tiles * window / n_regions
+        return int(np.clip(round(window_tiles / self.block_tiles), 1, MAX_TASK_BLOCKS))
+
+    @property
     def n_tiles(self) -> int:
         return self.tiles.num_rows
 
@@ -300,7 +327,7 @@ class TileStream:
         return ReaderSettings(sources=sources, pan_shape=self.pan_shape, ms_shape=self.ms_shape,
                               n_bands=self.n_bands, ratio=self.ratio, mode=c.mode,
                               with_lms=c.with_lms, min_valid=c.min_valid, drop_blank=c.drop_blank,
-                              columns=c.columns,
+                              columns=c.columns, block_tiles=self.block_tiles,
                               retries=c.retries, backoff_s=c.backoff_s, max_open_files=c.max_open_files,
                               gdal_cache_mb=c.gdal_cache_mb or self._cache_mb(sources), storage=storage,
                               credentials=creds)
@@ -352,11 +379,15 @@ class TileStream:
 
         c = self.config
         rows = self.order(epochs)
-        size = self.block_tiles
-        blocks = [rows.slice(i, size) for i in range(0, rows.num_rows, size)]
         workers = c.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // c.cpus_per_worker))
+        n_blocks = -(-rows.num_rows // self.block_tiles)
+        task_blocks = self.blocks_per_task
+        if c.blocks_per_task is None:  # a short stream: two tasks for every reader
+            task_blocks = max(1, min(task_blocks, n_blocks // (2 * workers)))
+        size = self.block_tiles * task_blocks
+        tasks = [rows.slice(i, size) for i in range(0, rows.num_rows, size)]
         with _data_context(c):
-            ds = ray.data.from_arrow(blocks)
+            ds = ray.data.from_arrow(tasks)
             return ds.map_batches(
                 TileReader, batch_size=size, batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=c.tasks_in_flight),

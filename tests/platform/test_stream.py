@@ -38,7 +38,7 @@ def archive(tmp_path_factory):
 
 def in_process(stream: TileStream, epoch: int = 0) -> dict[str, np.ndarray]:
     """What the Ray workers produce for one epoch, computed by one reader here."""
-    return TileReader(stream.settings)(rows_as_batch(stream.order(epoch)))
+    return TileReader(stream.settings).read_block(rows_as_batch(stream.order(epoch)))
 
 
 def test_original_values_equal_direct_reads(archive):
@@ -60,7 +60,7 @@ def test_original_values_equal_direct_reads(archive):
 def test_blank_and_fill_tiles_are_dropped_and_counted(archive):
     stream = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], shuffle=False))
     reader = TileReader(stream.settings)
-    out = reader(rows_as_batch(stream.order(0)))
+    out = reader.read_block(rows_as_batch(stream.order(0)))
     punched = archive["punched"]
     assert set(punched) <= set(archive["table"]["tile_id"].to_pylist())  # the ingest kept them
     assert not set(punched) & set(out["tile_id"])
@@ -207,6 +207,34 @@ def test_blocks_are_a_power_of_two_within_the_byte_cap(archive, monkeypatch):
     assert fixed.block_tiles == 24
 
 
+def test_a_read_task_spans_about_a_shuffle_window(archive):
+    def task_blocks(**kw):
+        return TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], **kw)).blocks_per_task
+
+    # Two scenes of 16 tiles, each one shuffle region.
+    assert task_blocks(batch_size=4, shuffle_window=1) == 4  # a window: one scene, 16 tiles
+    assert task_blocks(batch_size=4) == 8  # a window of 16 regions holds both scenes here
+    assert task_blocks(batch_size=4, shuffle_window=None) == 8  # a global shuffle: the archive is the window
+    assert task_blocks(batch_size=1, shuffle=False) == 16  # capped at MAX_TASK_BLOCKS
+    assert task_blocks(batch_size=64) == 1  # never less than one block
+    assert task_blocks(batch_size=4, blocks_per_task=3) == 3
+    with pytest.raises(ValueError, match="blocks_per_task"):
+        StreamConfig(blocks_per_task=0)
+
+
+def test_a_read_task_yields_its_samples_block_by_block(archive):
+    stream = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], batch_size=5))
+    reader = TileReader(stream.settings)
+    rows = rows_as_batch(stream.order(0))
+    blocks = list(reader(rows))
+    sizes = [len(b["tile_id"]) for b in blocks]
+    assert len(blocks) == 7 and max(sizes) == 5  # 32 rows in blocks of 5; filtered tiles leave a block short
+    assert sum(sizes) == stream.n_tiles - len(archive["punched"])
+    whole = reader.read_block(rows)
+    assert np.concatenate([b["tile_id"] for b in blocks]).tolist() == whole["tile_id"].tolist()
+    np.testing.assert_array_equal(np.concatenate([b["lms"] for b in blocks]), whole["lms"])
+
+
 def test_fourier_shift_hand_cases():
     w = 32
     x = torch.arange(w, dtype=torch.float64)
@@ -283,11 +311,11 @@ def test_columns_are_chosen_in_the_reader(archive):
     assert StreamConfig(mode="reduced", columns=["gt"]).columns == ("gt",)
     cfg = StreamConfig(split=None, sensors=["WorldView-2"], columns=["pan", "lms"])
     stream = TileStream(archive["manifest"], cfg)
-    out = TileReader(stream.settings)(rows_as_batch(stream.order(0).slice(0, 6)))
+    out = TileReader(stream.settings).read_block(rows_as_batch(stream.order(0).slice(0, 6)))
     assert set(out) == {"pan", "lms"}
     assert out["lms"].shape[1:] == (stream.n_bands, *stream.pan_shape) and len(out["pan"]) == len(out["lms"]) > 0
     full = TileReader(TileStream(archive["manifest"], StreamConfig(split=None, sensors=["WorldView-2"])).settings)
-    ref = full(rows_as_batch(stream.order(0).slice(0, 6)))
+    ref = full.read_block(rows_as_batch(stream.order(0).slice(0, 6)))
     np.testing.assert_array_equal(out["lms"], ref["lms"])
 
 
@@ -334,9 +362,10 @@ def test_ray_stream_equals_in_process_and_epochs_reorder(archive, ray_local):
         np.testing.assert_allclose(got[key], ref[key], atol=1e-6)
     assert set(got["epoch"].tolist()) == {0}
 
-    one_worker = TileStream(archive["manifest"], StreamConfig(**{**cfg.__dict__, "workers": 1, "with_lms": False}))
+    one_worker = TileStream(archive["manifest"], StreamConfig(**{**cfg.__dict__, "workers": 1, "with_lms": False,
+                                                                 "blocks_per_task": 3}))
     again = collect(one_worker.dataset(0))
-    assert again["tile_id"].tolist() == got["tile_id"].tolist()  # order independent of worker count
+    assert again["tile_id"].tolist() == got["tile_id"].tolist()  # order independent of workers and task size
     two_epochs = collect(one_worker.dataset([1, 2]))
     e1 = two_epochs["tile_id"][two_epochs["epoch"] == 1].tolist()
     e2 = two_epochs["tile_id"][two_epochs["epoch"] == 2].tolist()

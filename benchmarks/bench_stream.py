@@ -11,10 +11,9 @@ normalisation; no lms) and ``full`` (with the 23-tap ``lms``: what training
 consumes). Each side reads every tile of an archive once (the
 8x archive below, 4096 tiles, from local files and from S3), so no block is
 read twice, as in an archive larger than any cache. Rates are timed from
-the first fifth of the tiles to the last fifth: the start holds file opens,
-actor start and first blocks (the time to the stream's first batch is logged
-apart), and at the end the stream delivers tiles it read ahead, a head start
-a rate up to the last tile would credit. The plain loop runs before and
+the first batch to the last (:class:`~benchmarks.rate_clock.RateClock`; the
+time to the stream's first batch, actor start included, is logged apart).
+The plain loop runs before and
 after the stream's runs and the faster of the two counts, so a noisy
 neighbour cannot flatter the stream's ratio. The stream runs with 1 and 2
 reader actors; "per core" divides its rate by the number of readers. Local
@@ -37,8 +36,8 @@ ones: the content repeats, the file layout is that of a real scene) with the
 stream's defaults, and again with the previous defaults (whole scenes as
 shuffle units, a 32 MB GDAL cache), each against the plain loop in the same
 order. With whole-scene windows the plain loop decodes most blocks within
-the skipped first fifth (one window spans the archive), so its rate there
-flatters it.
+its first batches (one window spans the archive); both sides pay that
+within the timed run.
 
 Memory. One epoch of the ``full`` stream over a 1x archive and over an 8x
 one (the 1x scenes copied 8 times under new names: 8x the files, tiles and

@@ -84,10 +84,16 @@ BLOCK_BYTES = 96 << 20
 # with one block per task two readers decoded most of them twice) and a
 # reader goes from block to block without a round trip to the executor.
 # Measured on 2 cores, 2 readers, 64-tile blocks, windows of 256 tiles
-# (benchmarks/bench_stream.py): 1,346 tiles/s with one block per task, 1,719
-# with four; CPU a tile 1.45 -> 1.13 ms, every process counted. Capped so
-# that a task stays a short unit of work to share among readers.
-MAX_TASK_BLOCKS = 16
+# (1,024 tiles read 16 times): 1,346 tiles/s with one block per task, 1,719
+# with four; CPU a tile 1.45 -> 1.13 ms, every process counted. Capped by
+# bytes: a deterministic stream hands out blocks in task order, so what the
+# other readers make while the current task streams waits in the object
+# store. On large scenes (windows of 16 blocks) tasks of 4 blocks (96 MB)
+# gave 1,710-2,350 tiles/s, of 8 blocks 1,120-1,340 and of 16 blocks less
+# than one reader; with lms, tasks of 8 32-tile blocks (640 MB) took an
+# epoch's peak memory from 4.0 to 6.7 GB, and tasks of 1, 2 or 4 blocks
+# read alike (lms, not decoding, is most of that work).
+TASK_BYTES = BLOCK_BYTES
 META_COLUMNS = ("tile_id", "sensor", "epoch")  # the columns beside the sample arrays
 
 
@@ -117,7 +123,7 @@ class StreamConfig:
             ``MAX_BLOCK_TILES``, or the largest power of two whose samples fit
             in ``BLOCK_BYTES``.
         blocks_per_task: output blocks a read task yields, one after the
-            other; None: about one shuffle window (see ``MAX_TASK_BLOCKS``),
+            other; None: about one shuffle window, within ``TASK_BYTES``,
             fewer when the stream is too short to give every reader two tasks.
         workers: reader actors; None uses every CPU of the cluster.
         tasks_in_flight: read tasks queued on each reader, so one is ready
@@ -276,14 +282,18 @@ class TileStream:
 
     @property
     def block_tiles(self) -> int:
-        """Tiles per read task and output block (``config.batch_size``, or the default rule above)."""
+        """Tiles per output block (``config.batch_size``, or the default rule above)."""
         if self.config.batch_size is not None:
             return self.config.batch_size
+        fit = max(1, min(MAX_BLOCK_TILES, BLOCK_BYTES // self.tile_bytes))
+        return 1 << (fit.bit_length() - 1)  # the largest power of two that fits
+
+    @property
+    def tile_bytes(self) -> int:
+        """Bytes of one tile's samples (float32 arrays)."""
         shapes = samples.sample_shapes(self.config.mode, self.pan_shape, self.ms_shape, self.n_bands, self.ratio,
                                        self.config.with_lms)
-        tile_bytes = 4 * sum(int(np.prod(s)) for s in shapes.values())
-        fit = max(1, min(MAX_BLOCK_TILES, BLOCK_BYTES // tile_bytes))
-        return 1 << (fit.bit_length() - 1)  # the largest power of two that fits
+        return 4 * sum(int(np.prod(s)) for s in shapes.values())
 
     @property
     def blocks_per_task(self) -> int:
@@ -294,7 +304,8 @@ class TileStream:
         n_regions = int(self._regions.max()) + 1
         window = n_regions if not c.shuffle or c.shuffle_window is None else min(c.shuffle_window, n_regions)
         window_tiles = self.n_tiles * window / n_regions
-        return int(np.clip(round(window_tiles / self.block_tiles), 1, MAX_TASK_BLOCKS))
+        fit = TASK_BYTES // (self.block_tiles * self.tile_bytes)
+        return int(np.clip(round(window_tiles / self.block_tiles), 1, max(fit, 1)))
 
     @property
     def n_tiles(self) -> int:

@@ -207,7 +207,9 @@ def test_blocks_are_a_power_of_two_within_the_byte_cap(archive, monkeypatch):
     assert fixed.block_tiles == 24
 
 
-def test_a_read_task_spans_about_a_shuffle_window(archive):
+def test_a_read_task_spans_about_a_shuffle_window(archive, monkeypatch):
+    import crossdiff.platform.stream.dataset as ds
+
     def task_blocks(**kw):
         return TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], **kw)).blocks_per_task
 
@@ -215,7 +217,12 @@ def test_a_read_task_spans_about_a_shuffle_window(archive):
     assert task_blocks(batch_size=4, shuffle_window=1) == 4  # a window: one scene, 16 tiles
     assert task_blocks(batch_size=4) == 8  # a window of 16 regions holds both scenes here
     assert task_blocks(batch_size=4, shuffle_window=None) == 8  # a global shuffle: the archive is the window
-    assert task_blocks(batch_size=1, shuffle=False) == 16  # capped at MAX_TASK_BLOCKS
+    tile_bytes = 4 * (128 * 128 + 8 * 32 * 32 + 8 * 128 * 128)  # pan, ms, lms of a 128-px 8-band tile
+    monkeypatch.setattr(ds, "TASK_BYTES", 3 * 4 * tile_bytes + 1)
+    assert task_blocks(batch_size=4) == 3  # capped by the bytes a task yields
+    assert task_blocks(batch_size=4, with_lms=False) == 8  # smaller tiles: the window again
+    monkeypatch.setattr(ds, "TASK_BYTES", 1 << 40)
+    assert task_blocks(batch_size=1, shuffle=False) == 32  # manifest order: the archive is the window
     assert task_blocks(batch_size=64) == 1  # never less than one block
     assert task_blocks(batch_size=4, blocks_per_task=3) == 3
     with pytest.raises(ValueError, match="blocks_per_task"):

@@ -10,18 +10,19 @@ class RateClock:
     """Tiles per second from the first batch to the last, and the CPU they cost.
 
     The time to the first batch is left out (actor start, the first block)
-    and reported apart as ``startup``. Everything after it counts, the end
-    included: a middle window (say from a fifth of the tiles to four fifths)
+    and reported apart as ``startup``; everything after it counts, the end
+    included. A middle window (from a fifth of the tiles to four fifths, say)
     would credit a stream with the blocks it read ahead before the first mark
-    and still holds at the second, and a stream that queues several blocks
-    per reader can hold most of the tiles left by then. From the first batch
-    on, the only head start is what the readers did while the first batch
-    was on its way: one block each, a few percent of a run of 4,096 tiles.
+    and still holds at the second, which can be most of the tiles left. What
+    was read before the first batch is left out as well: ``lead`` tiles, the
+    first batch for a plain loop, one block per reader for a stream (the
+    readers start together, and the first batch comes when the first block is
+    done).
     """
 
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.delivered = 0
+    def __init__(self, total: int, lead: int | None = None) -> None:
+        self.total, self.lead = total, lead
+        self.seen = self.delivered = 0
         self.t0 = time.perf_counter()
         self.t_start: float | None = None
         self.t_end: float | None = None
@@ -30,25 +31,29 @@ class RateClock:
 
     def add(self, seen: int, delivered: int) -> None:
         """Count a batch: ``seen`` rows of the run, ``delivered`` of them kept (the rest filtered out)."""
+        self.seen += seen
+        self.delivered += delivered
         if self.t_start is None:
             self.t_start = time.perf_counter()
             self.startup = self.t_start - self.t0
             self.cpu = (tree_cpu_seconds(), {})
-            self.seen = seen
-            return
-        self.seen += seen
-        self.delivered += delivered
-        if self.seen >= self.total and self.t_end is None:
+            self.lead = seen if self.lead is None else self.lead
+        elif self.seen >= self.total and self.t_end is None:
             self.t_end, self.cpu = time.perf_counter(), (self.cpu[0], tree_cpu_seconds())
 
+    @property
+    def timed_tiles(self) -> float:
+        """Delivered tiles read after the first batch (the lead left out, in the share delivered)."""
+        return max(self.delivered * (1 - self.lead / max(self.seen, 1)), 1.0)
+
     def rate(self) -> float:
-        return self.delivered / ((self.t_end or time.perf_counter()) - self.t_start)
+        return self.timed_tiles / ((self.t_end or time.perf_counter()) - self.t_start)
 
     def cpu_ms(self) -> float:
         """CPU milliseconds a delivered tile cost between the marks, every process of the run counted."""
         start, end = self.cpu
         # By process: one that exits between the marks would otherwise take its whole CPU time off the sum.
-        return 1e3 * sum(t - start.get(pid, 0.0) for pid, t in end.items()) / max(self.delivered, 1)
+        return 1e3 * sum(t - start.get(pid, 0.0) for pid, t in end.items()) / self.timed_tiles
 
 
 def tree_cpu_seconds() -> dict[int, float]:

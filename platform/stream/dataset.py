@@ -27,12 +27,10 @@ The driver does the cheap work on the manifest (a table of small rows):
    :class:`~.reader.Source` table. The rows that sit in the object store are
    then under 100 bytes a tile (tens of MB for a million tiles).
 
-Ray Data then runs :class:`~.reader.TileReader` on a fixed pool of actors
-(``ActorPoolStrategy``, a few read tasks queued on each). A read task takes
-:attr:`TileStream.blocks_per_task` blocks of :attr:`TileStream.block_tiles`
-consecutive rows (about a shuffle window, so one reader decodes the storage
-blocks the window's tiles share) and yields their samples block by block,
-with streaming execution: backpressure keeps at most a few blocks per operator in flight and
+Ray Data then runs :class:`~.reader.TileReader` over blocks of
+:attr:`TileStream.block_tiles` rows on a fixed pool of actors
+(``ActorPoolStrategy``, a few read tasks queued on each) with streaming
+execution: backpressure keeps at most a few blocks per operator in flight and
 ``object_store_bytes`` caps what the stream may hold in the object store, so
 memory does not grow with the archive. No full scene is read, nothing is
 materialised. Order: with ``deterministic`` (default), Ray Data preserves
@@ -66,34 +64,25 @@ from crossdiff.platform.stream.order import epoch_order, shuffle_regions, window
 from crossdiff.platform.stream.reader import CREDENTIAL_ENV, ReaderSettings, Source, TileReader
 from crossdiff.platform.stream.skips import skipped_table, start_skip_log
 
-# Tiles per read block when the config leaves it open: each block costs a
-# round trip between Ray Data's executor and a reader, so blocks of 64 256-px
-# tiles (0.06 s of reading without lms) beat 32 (readers idle a third of the
-# time) and 128 (too few blocks to share among readers in a short stream);
-# measured with benchmarks/bench_stream.py. Large tiles are capped by bytes:
-# a reader holds its block in a few copies while it builds and stores it, and
-# blocks land in object-store pages that stay resident once touched. With lms
-# (2.5 MB a tile) blocks of 64 tiles made an 8x archive's peak memory 1.23-1.37
-# times the 1x one's, blocks of 32 1.18 times. Block sizes are powers of two,
-# so power-of-two batches never straddle two blocks.
-MAX_BLOCK_TILES = 64
+# Tiles per read block when the config leaves it open. Every block costs the
+# stream a task, an object and the executor's and consumer's handling of it,
+# whatever its size, and one reader decodes the storage blocks its tiles
+# share (a 256-px MS block holds the MS windows of 16 tiles) where two
+# readers of neighbouring blocks decode them twice; so blocks are as large
+# as BLOCK_BYTES allows, up to 256 tiles (a shuffle window of small scenes).
+# Measured on 2 cores, 2 readers, 256-px tiles without lms (1,024 tiles read
+# 4 times, or 4,096 tiles of 4096-px scenes): 64-tile blocks 1,120-1,330
+# tiles/s, 128 1,320-1,400, 256 1,500-1,600 (large scenes: 1,110-1,330 against
+# 1,580-2,010); CPU a tile, every process counted, 1.43-1.69 ms against
+# 0.98-1.28. Large tiles are capped by bytes: a reader holds its block in a
+# few copies while it builds and stores it, and blocks land in object-store
+# pages that stay resident once touched. With lms (2.5 MB a tile) blocks of 64
+# tiles made an 8x archive's peak memory 1.23-1.37 times the 1x one's, blocks
+# of 32 1.18 times. Block sizes are powers of two, so power-of-two batches
+# never straddle two blocks; a short stream gets smaller blocks, two for
+# every reader.
+MAX_BLOCK_TILES = 256
 BLOCK_BYTES = 96 << 20
-# Output blocks per read task when the config leaves it open: about one
-# shuffle window's tiles, so that one reader decodes each storage block the
-# window's tiles share (a 256-px MS block holds the MS windows of 16 tiles;
-# with one block per task two readers decoded most of them twice) and a
-# reader goes from block to block without a round trip to the executor.
-# Measured on 2 cores, 2 readers, 64-tile blocks, windows of 256 tiles
-# (1,024 tiles read 16 times): 1,346 tiles/s with one block per task, 1,719
-# with four; CPU a tile 1.45 -> 1.13 ms, every process counted. Capped by
-# bytes: a deterministic stream hands out blocks in task order, so what the
-# other readers make while the current task streams waits in the object
-# store. On large scenes (windows of 16 blocks) tasks of 4 blocks (96 MB)
-# gave 1,710-2,350 tiles/s, of 8 blocks 1,120-1,340 and of 16 blocks less
-# than one reader; with lms, tasks of 8 32-tile blocks (640 MB) took an
-# epoch's peak memory from 4.0 to 6.7 GB, and tasks of 1, 2 or 4 blocks
-# read alike (lms, not decoding, is most of that work).
-TASK_BYTES = BLOCK_BYTES
 META_COLUMNS = ("tile_id", "sensor", "epoch")  # the columns beside the sample arrays
 
 
@@ -119,12 +108,9 @@ class StreamConfig:
         columns: output only these columns (None: all); a consumer that needs
             a few drops the rest in the readers, without another Ray Data step.
         with_lms: compute ``lms`` in original mode (reduced mode always does).
-        batch_size: tiles per output block (consumers re-batch freely); None:
-            ``MAX_BLOCK_TILES``, or the largest power of two whose samples fit
-            in ``BLOCK_BYTES``.
-        blocks_per_task: output blocks a read task yields, one after the
-            other; None: about one shuffle window, within ``TASK_BYTES``,
-            fewer when the stream is too short to give every reader two tasks.
+        batch_size: tiles per read task and output block (consumers re-batch
+            freely); None: ``MAX_BLOCK_TILES``, or the largest power of two
+            whose samples fit in ``BLOCK_BYTES``.
         workers: reader actors; None uses every CPU of the cluster.
         tasks_in_flight: read tasks queued on each reader, so one is ready
             the moment the last finishes (Ray Data's default is 2).
@@ -155,7 +141,6 @@ class StreamConfig:
     with_lms: bool = True
     batch_size: int | None = None
     workers: int | None = None
-    blocks_per_task: int | None = None
     tasks_in_flight: int = 4
     cpus_per_worker: float = 1.0
     retries: int = 2
@@ -168,10 +153,10 @@ class StreamConfig:
     def __post_init__(self) -> None:
         if self.mode not in samples.MODES:
             raise ValueError(f"mode {self.mode!r} is not one of {samples.MODES}")
-        positive = (self.batch_size, self.blocks_per_task, self.tasks_in_flight, self.workers)
+        positive = (self.batch_size, self.tasks_in_flight, self.workers)
         if any(v is not None and v < 1 for v in positive):
-            raise ValueError(f"batch_size ({self.batch_size}), blocks_per_task ({self.blocks_per_task}), "
-                             f"tasks_in_flight ({self.tasks_in_flight}) and workers ({self.workers}) must be positive")
+            raise ValueError(f"batch_size ({self.batch_size}), tasks_in_flight ({self.tasks_in_flight}) and "
+                             f"workers ({self.workers}) must be positive")
         if not 0.0 <= self.min_valid <= 1.0 or not 0.0 <= self.min_manifest_valid <= 1.0:
             raise ValueError("min_valid and min_manifest_valid are fractions in [0, 1]")
         if self.shuffle_window is not None and self.shuffle_window < 1:
@@ -190,6 +175,11 @@ class StreamConfig:
             if unknown or not self.columns:
                 raise ValueError(f"columns {list(self.columns)}: this stream has only {sorted(have)}")
             object.__setattr__(self, "columns", tuple(self.columns))
+
+
+def _power_of_two_below(n: int) -> int:
+    """The largest power of two <= ``n``, and 1 for ``n`` < 1."""
+    return 1 << (max(n, 1).bit_length() - 1)
 
 
 def _sensor_name(name: str) -> str:
@@ -282,30 +272,14 @@ class TileStream:
 
     @property
     def block_tiles(self) -> int:
-        """Tiles per output block (``config.batch_size``, or the default rule above)."""
+        """Tiles per read task and output block (``config.batch_size``, or the default rule above; a
+        short stream may use smaller blocks, see :meth:`dataset`)."""
         if self.config.batch_size is not None:
             return self.config.batch_size
-        fit = max(1, min(MAX_BLOCK_TILES, BLOCK_BYTES // self.tile_bytes))
-        return 1 << (fit.bit_length() - 1)  # the largest power of two that fits
-
-    @property
-    def tile_bytes(self) -> int:
-        """Bytes of one tile's samples (float32 arrays)."""
         shapes = samples.sample_shapes(self.config.mode, self.pan_shape, self.ms_shape, self.n_bands, self.ratio,
                                        self.config.with_lms)
-        return 4 * sum(int(np.prod(s)) for s in shapes.values())
-
-    @property
-    def blocks_per_task(self) -> int:
-        """Output blocks per read task (``config.blocks_per_task``, or about one shuffle window's tiles)."""
-        c = self.config
-        if c.blocks_per_task is not None:
-            return c.blocks_per_task
-        n_regions = int(self._regions.max()) + 1
-        window = n_regions if not c.shuffle or c.shuffle_window is None else min(c.shuffle_window, n_regions)
-        window_tiles = self.n_tiles * window / n_regions
-        fit = TASK_BYTES // (self.block_tiles * self.tile_bytes)
-        return int(np.clip(round(window_tiles / self.block_tiles), 1, max(fit, 1)))
+        tile_bytes = 4 * sum(int(np.prod(s)) for s in shapes.values())
+        return _power_of_two_below(min(MAX_BLOCK_TILES, BLOCK_BYTES // tile_bytes))
 
     @property
     def n_tiles(self) -> int:
@@ -338,7 +312,7 @@ class TileStream:
         return ReaderSettings(sources=sources, pan_shape=self.pan_shape, ms_shape=self.ms_shape,
                               n_bands=self.n_bands, ratio=self.ratio, mode=c.mode,
                               with_lms=c.with_lms, min_valid=c.min_valid, drop_blank=c.drop_blank,
-                              columns=c.columns, block_tiles=self.block_tiles,
+                              columns=c.columns,
                               retries=c.retries, backoff_s=c.backoff_s, max_open_files=c.max_open_files,
                               gdal_cache_mb=c.gdal_cache_mb or self._cache_mb(sources), storage=storage,
                               credentials=creds)
@@ -391,14 +365,12 @@ class TileStream:
         c = self.config
         rows = self.order(epochs)
         workers = c.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // c.cpus_per_worker))
-        n_blocks = -(-rows.num_rows // self.block_tiles)
-        task_blocks = self.blocks_per_task
-        if c.blocks_per_task is None:  # a short stream: two tasks for every reader
-            task_blocks = max(1, min(task_blocks, n_blocks // (2 * workers)))
-        size = self.block_tiles * task_blocks
-        tasks = [rows.slice(i, size) for i in range(0, rows.num_rows, size)]
+        size = self.block_tiles
+        if c.batch_size is None:  # a short stream: two blocks for every reader
+            size = min(size, _power_of_two_below(rows.num_rows // (2 * workers)))
+        blocks = [rows.slice(i, size) for i in range(0, rows.num_rows, size)]
         with _data_context(c):
-            ds = ray.data.from_arrow(tasks)
+            ds = ray.data.from_arrow(blocks)
             return ds.map_batches(
                 TileReader, batch_size=size, batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=c.tasks_in_flight),

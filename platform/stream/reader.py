@@ -41,7 +41,7 @@ import gc
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -110,7 +110,6 @@ class ReaderSettings:
     min_valid: float = 0.95
     drop_blank: bool = True
     columns: tuple[str, ...] | None = None
-    block_tiles: int | None = None
     retries: int = 2
     backoff_s: float = 0.2
     max_open_files: int = 64
@@ -263,21 +262,7 @@ class TileReader:
                                             f"{type(exc).__name__}: {exc}", getattr(exc, "attempts", 1)))
             return None
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
-        """Samples of a read task's rows, one output block of ``settings.block_tiles`` rows at a time.
-
-        A task spans several blocks so that one reader decodes the storage
-        blocks its tiles share (see :mod:`.dataset`); yielding block by block
-        keeps a reader's memory to one block, and Ray Data stores each as it
-        comes.
-        """
-        n = len(batch["src"])
-        size = self.settings.block_tiles or n
-        for start in range(0, n, size):
-            yield self.read_block({k: v[start:start + size] for k, v in batch.items()})
-
-    def read_block(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Samples of one block of slim rows (tiles skipped or filtered out are left out)."""
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         s = self.settings
         n = len(batch["src"])
         n_skipped = len(self.skipped)

@@ -38,7 +38,7 @@ def archive(tmp_path_factory):
 
 def in_process(stream: TileStream, epoch: int = 0) -> dict[str, np.ndarray]:
     """What the Ray workers produce for one epoch, computed by one reader here."""
-    return TileReader(stream.settings).read_block(rows_as_batch(stream.order(epoch)))
+    return TileReader(stream.settings)(rows_as_batch(stream.order(epoch)))
 
 
 def test_original_values_equal_direct_reads(archive):
@@ -60,7 +60,7 @@ def test_original_values_equal_direct_reads(archive):
 def test_blank_and_fill_tiles_are_dropped_and_counted(archive):
     stream = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], shuffle=False))
     reader = TileReader(stream.settings)
-    out = reader.read_block(rows_as_batch(stream.order(0)))
+    out = reader(rows_as_batch(stream.order(0)))
     punched = archive["punched"]
     assert set(punched) <= set(archive["table"]["tile_id"].to_pylist())  # the ingest kept them
     assert not set(punched) & set(out["tile_id"])
@@ -197,7 +197,9 @@ def test_blocks_are_a_power_of_two_within_the_byte_cap(archive, monkeypatch):
     import crossdiff.platform.stream.dataset as ds
 
     stream = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"]))
-    assert stream.block_tiles == ds.MAX_BLOCK_TILES
+    no_lms = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], with_lms=False))
+    assert no_lms.block_tiles == ds.MAX_BLOCK_TILES == 256  # 96 KB a tile: the tile cap, not the byte cap
+    assert stream.block_tiles == 128  # 608 KB a tile with lms: 161 fit in 96 MB
     tile_bytes = 4 * (128 * 128 + 8 * 32 * 32 + 8 * 128 * 128)  # pan, ms, lms of a 128-px 8-band tile
     monkeypatch.setattr(ds, "BLOCK_BYTES", 20 * tile_bytes)
     assert stream.block_tiles == 16
@@ -205,41 +207,6 @@ def test_blocks_are_a_power_of_two_within_the_byte_cap(archive, monkeypatch):
     assert stream.block_tiles == 1  # a tile larger than the cap still streams, one per block
     fixed = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], batch_size=24))
     assert fixed.block_tiles == 24
-
-
-def test_a_read_task_spans_about_a_shuffle_window(archive, monkeypatch):
-    import crossdiff.platform.stream.dataset as ds
-
-    def task_blocks(**kw):
-        return TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], **kw)).blocks_per_task
-
-    # Two scenes of 16 tiles, each one shuffle region.
-    assert task_blocks(batch_size=4, shuffle_window=1) == 4  # a window: one scene, 16 tiles
-    assert task_blocks(batch_size=4) == 8  # a window of 16 regions holds both scenes here
-    assert task_blocks(batch_size=4, shuffle_window=None) == 8  # a global shuffle: the archive is the window
-    tile_bytes = 4 * (128 * 128 + 8 * 32 * 32 + 8 * 128 * 128)  # pan, ms, lms of a 128-px 8-band tile
-    monkeypatch.setattr(ds, "TASK_BYTES", 3 * 4 * tile_bytes + 1)
-    assert task_blocks(batch_size=4) == 3  # capped by the bytes a task yields
-    assert task_blocks(batch_size=4, with_lms=False) == 8  # smaller tiles: the window again
-    monkeypatch.setattr(ds, "TASK_BYTES", 1 << 40)
-    assert task_blocks(batch_size=1, shuffle=False) == 32  # manifest order: the archive is the window
-    assert task_blocks(batch_size=64) == 1  # never less than one block
-    assert task_blocks(batch_size=4, blocks_per_task=3) == 3
-    with pytest.raises(ValueError, match="blocks_per_task"):
-        StreamConfig(blocks_per_task=0)
-
-
-def test_a_read_task_yields_its_samples_block_by_block(archive):
-    stream = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], batch_size=5))
-    reader = TileReader(stream.settings)
-    rows = rows_as_batch(stream.order(0))
-    blocks = list(reader(rows))
-    sizes = [len(b["tile_id"]) for b in blocks]
-    assert len(blocks) == 7 and max(sizes) == 5  # 32 rows in blocks of 5; filtered tiles leave a block short
-    assert sum(sizes) == stream.n_tiles - len(archive["punched"])
-    whole = reader.read_block(rows)
-    assert np.concatenate([b["tile_id"] for b in blocks]).tolist() == whole["tile_id"].tolist()
-    np.testing.assert_array_equal(np.concatenate([b["lms"] for b in blocks]), whole["lms"])
 
 
 def test_fourier_shift_hand_cases():
@@ -318,11 +285,11 @@ def test_columns_are_chosen_in_the_reader(archive):
     assert StreamConfig(mode="reduced", columns=["gt"]).columns == ("gt",)
     cfg = StreamConfig(split=None, sensors=["WorldView-2"], columns=["pan", "lms"])
     stream = TileStream(archive["manifest"], cfg)
-    out = TileReader(stream.settings).read_block(rows_as_batch(stream.order(0).slice(0, 6)))
+    out = TileReader(stream.settings)(rows_as_batch(stream.order(0).slice(0, 6)))
     assert set(out) == {"pan", "lms"}
     assert out["lms"].shape[1:] == (stream.n_bands, *stream.pan_shape) and len(out["pan"]) == len(out["lms"]) > 0
     full = TileReader(TileStream(archive["manifest"], StreamConfig(split=None, sensors=["WorldView-2"])).settings)
-    ref = full.read_block(rows_as_batch(stream.order(0).slice(0, 6)))
+    ref = full(rows_as_batch(stream.order(0).slice(0, 6)))
     np.testing.assert_array_equal(out["lms"], ref["lms"])
 
 
@@ -369,10 +336,9 @@ def test_ray_stream_equals_in_process_and_epochs_reorder(archive, ray_local):
         np.testing.assert_allclose(got[key], ref[key], atol=1e-6)
     assert set(got["epoch"].tolist()) == {0}
 
-    one_worker = TileStream(archive["manifest"], StreamConfig(**{**cfg.__dict__, "workers": 1, "with_lms": False,
-                                                                 "blocks_per_task": 3}))
+    one_worker = TileStream(archive["manifest"], StreamConfig(**{**cfg.__dict__, "workers": 1, "with_lms": False}))
     again = collect(one_worker.dataset(0))
-    assert again["tile_id"].tolist() == got["tile_id"].tolist()  # order independent of workers and task size
+    assert again["tile_id"].tolist() == got["tile_id"].tolist()  # order independent of worker count
     two_epochs = collect(one_worker.dataset([1, 2]))
     e1 = two_epochs["tile_id"][two_epochs["epoch"] == 1].tolist()
     e2 = two_epochs["tile_id"][two_epochs["epoch"] == 2].tolist()
@@ -380,6 +346,11 @@ def test_ray_stream_equals_in_process_and_epochs_reorder(archive, ray_local):
     assert e1 != got["tile_id"].tolist() and e1 != e2  # a new order every epoch
     assert stream.skipped().num_rows == 0
     assert sum(stream.filtered().values()) == len(archive["punched"])
+
+    # Default blocks on a stream this short: two for each of the 2 readers (32 tiles, 2 of them filtered).
+    short = TileStream(archive["manifest"], StreamConfig(split=None, sensors=["WorldView-2"], workers=2))
+    sizes = [m.num_rows for b in short.dataset(0).iter_internal_ref_bundles() for m in b.metadata]
+    assert len(sizes) == 4 and max(sizes) == 8 and sum(sizes) == short.n_tiles - len(archive["punched"])
 
 
 def test_an_in_process_reader_leaves_its_callers_process_settings(archive):

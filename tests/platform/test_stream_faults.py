@@ -72,7 +72,7 @@ def test_transient_failure_is_retried_with_fresh_handles(broken):
         return real_read(src, row)
 
     reader.read_tile = fail_once
-    out = reader.read_block(batch)
+    out = reader(batch)
     assert out["tile_id"].tolist() == [rows["tile_id"][good]]
     assert reader.skipped == [] and reader.cache.opens >= 2
 
@@ -84,8 +84,8 @@ def test_a_batch_that_loses_every_tile_yields_an_empty_block_of_the_right_shape(
     rows = rows_as_batch(stream.order(0))
     lost = [i for i, t in enumerate(rows["tile_id"]) if not broken["readable"][t]][:3]
     kept = [i for i, t in enumerate(rows["tile_id"]) if broken["readable"][t]][:1]
-    empty = reader.read_block({k: v[lost] for k, v in rows.items()})
-    full = reader.read_block({k: v[kept] for k, v in rows.items()})
+    empty = reader({k: v[lost] for k, v in rows.items()})
+    full = reader({k: v[kept] for k, v in rows.items()})
     assert set(empty) == set(full)
     for key in empty:
         assert len(empty[key]) == 0 and empty[key].shape[1:] == full[key].shape[1:]

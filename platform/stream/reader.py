@@ -179,12 +179,13 @@ class HandleCache:
 def settle_reader_process() -> None:
     """Process settings that cut a reader actor's per-block overhead (a reader owns its process).
 
-    * Block-sized arrays (a 64-tile PAN block is 16 MB of float32) are freed
-      and allocated again for every block. In a Ray worker glibc served them
-      with fresh ``mmap``s that the kernel zero-filled page by page (perf: a
-      quarter of a reader's CPU in ``clear_page``); fixed mmap and trim
-      thresholds keep them in the heap for reuse
-      (:func:`~crossdiff.models.performance.keep_freed_memory`).
+    * Block-sized arrays are freed and allocated again for every block. In a
+      Ray worker glibc served them with fresh ``mmap``s that the kernel
+      zero-filled page by page (perf, 64-tile blocks: a quarter of a reader's
+      CPU in ``clear_page``); fixed mmap and trim thresholds keep them in the
+      heap for reuse (:func:`~crossdiff.models.performance.keep_freed_memory`).
+      Arrays over glibc's 32 MB ceiling still come from ``mmap`` (a 256-tile
+      PAN block is 64 MB of float32).
     * The cyclic garbage collector runs every few thousand allocations (a
       block makes tens of thousands of small objects: windows, row dicts) and
       its full passes walk every object the worker holds, Ray's and torch's

@@ -13,13 +13,13 @@ consumes). Each side reads every tile of an archive once (the
 read twice, as in an archive larger than any cache. Rates are timed from
 the first batch to the last, leaving out what was read before the first
 batch (:class:`~benchmarks.rate_clock.RateClock`; the time to the stream's
-first batch, actor start included, is logged apart).
-The plain loop runs before and
-after the stream's runs and the faster of the two counts, so a noisy
-neighbour cannot flatter the stream's ratio. The stream runs with 1 and 2
-reader actors; "per core" divides its rate by the number of readers. Local
-files and an S3 endpoint (a moto server on loopback, GDAL ``/vsis3/``) are
-measured in the same run.
+first batch, actor start included, is logged apart). The plain loop and
+the stream with 1 and 2 reader actors run in turn, twice (``ROUNDS``), and
+the best run of each counts: this VM's speed drifts by a third within
+minutes, and alternating lets a slow spell hit every side. "Per core"
+divides the stream's rate by its number of readers. Local files and an S3
+endpoint (a moto server on loopback, GDAL ``/vsis3/``) are measured in the
+same run.
 
 CPU a tile. Beside each rate the benchmark prints the CPU a delivered tile
 cost between the same marks, summed over every process of the run (driver,
@@ -52,7 +52,7 @@ plateau earlier or later from run to run). Most of it is fixed: Ray's own
 processes, torch in each reader, and object store pages that stay mapped
 once touched (a plateau after a few blocks).
 
-Run: ``python -m benchmarks.bench_stream`` (about 9 minutes on 2 cores).
+Run: ``python -m benchmarks.bench_stream`` (about 14 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ BATCH = 32  # what the consumer (and the plain loop) takes at a time; the stream
 # 8x: 4096 tiles, also the throughput archive (local and S3: runs long enough to time).
 SCENES = 32
 MEMORY_RUNS = 2
+ROUNDS = 2  # each throughput measurement runs this many times, alternating; the best run counts
 LARGE_GRID = 4  # large scenes: 4x4 mosaics of the small ones, 4096 px, 256 tiles each
 LARGE_SCENES = 16  # 4096 tiles, 64 shuffle regions of 2048 px
 
@@ -224,24 +225,26 @@ def compare(manifest: str, storage, label: str, lines: list[str], workloads: tup
     epochs = 1  # every tile read once: no help from caches that a real archive would overflow
     for with_lms in workloads:
         work = "full (with lms)" if with_lms else "read (no lms)"
-        plain_runs: list[tuple[float, float]] = []  # (tiles/s, CPU ms a tile)
-        rates, cpu = {}, {}
-        server_ms = {}  # the endpoint's CPU per tile, by run
-        for workers in (1, 2):
-            cfg = StreamConfig(split=None, workers=workers, with_lms=with_lms, seed=1, **config)
-            stream = TileStream(manifest, cfg, storage)
-            if not plain_runs:
-                plain_runs.append(plain_loop(stream, epochs, with_lms))
-            (rates[workers], cpu[workers], startup), server_ms[f"{workers} readers"] = with_server_cpu(
-                server, epochs * stream.n_tiles, lambda s=stream: stream_rate(s, epochs))
-            log(f"{label} {work}: {workers} reader(s) {rates[workers]:.1f} tiles/s, {cpu[workers]:.2f} CPU ms a tile "
-                f"(first batch after {startup:.1f} s)")
-        # The plain loop again after the stream (Ray idle, caches as warm): the faster of its two runs counts.
-        again, server_ms["plain loop"] = with_server_cpu(
-            server, epochs * stream.n_tiles, lambda s=stream, lms=with_lms: plain_loop(s, epochs, lms))
-        plain_runs.append(again)
-        log(f"{label} {work}: plain loop {plain_runs[0][0]:.1f} and {plain_runs[1][0]:.1f} tiles/s")
-        plain, plain_cpu = max(plain_runs)
+        runs: dict[str | int, list[tuple[float, float]]] = {"plain": [], 1: [], 2: []}  # (tiles/s, CPU ms a tile)
+        server_ms = {}  # the endpoint's CPU per tile, by run (the last round's)
+        for _ in range(ROUNDS):  # alternating, so that a slow spell of the machine hits every side
+            for workers in ("plain", 1, 2):
+                cfg = StreamConfig(split=None, workers=workers if workers != "plain" else 1, with_lms=with_lms,
+                                   seed=1, **config)
+                stream = TileStream(manifest, cfg, storage)
+                if workers == "plain":
+                    run, server_ms["plain loop"] = with_server_cpu(
+                        server, epochs * stream.n_tiles, lambda s=stream, lms=with_lms: plain_loop(s, epochs, lms))
+                    log(f"{label} {work}: plain loop {run[0]:.1f} tiles/s, {run[1]:.2f} CPU ms a tile")
+                else:
+                    (rate, ms, startup), server_ms[f"{workers} readers"] = with_server_cpu(
+                        server, epochs * stream.n_tiles, lambda s=stream: stream_rate(s, epochs))
+                    run = (rate, ms)
+                    log(f"{label} {work}: {workers} reader(s) {rate:.1f} tiles/s, {ms:.2f} CPU ms a tile "
+                        f"(first batch after {startup:.1f} s)")
+                runs[workers].append(run)
+        (plain, plain_cpu), (r1, c1), (r2, c2) = (max(runs[k]) for k in ("plain", 1, 2))  # the best of each
+        rates, cpu = {1: r1, 2: r2}, {1: c1, 2: c2}
         line = (f"stream {label}, {work}, {epochs * stream.n_tiles} tiles (blocks of {stream.block_tiles}): "
                 f"plain loop {plain:.1f} tiles/s; "
                 f"stream 1 reader {rates[1]:.1f} tiles/s ({rates[1] / plain:.2f}x), 2 readers {rates[2]:.1f} tiles/s "

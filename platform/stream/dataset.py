@@ -272,8 +272,10 @@ class TileStream:
 
     @property
     def block_tiles(self) -> int:
-        """Tiles per read task and output block (``config.batch_size``, or the default rule above; a
-        short stream may use smaller blocks, see :meth:`dataset`)."""
+        """Tiles per read task and output block (``config.batch_size``, or the default rule above).
+
+        Without ``batch_size`` a short stream uses smaller blocks: two for every reader (:meth:`dataset`).
+        """
         if self.config.batch_size is not None:
             return self.config.batch_size
         shapes = samples.sample_shapes(self.config.mode, self.pan_shape, self.ms_shape, self.n_bands, self.ratio,

@@ -200,8 +200,8 @@ def plain_loop(stream, epochs: int, with_lms: bool) -> tuple[float, float]:
 
 def stream_rate(stream, epochs: int) -> tuple[float, float, float]:
     """(tiles/s after warm-up, CPU ms a tile, seconds to the first batch) of the stream over ``epochs`` epochs."""
-    workers = stream.config.workers or 1
-    clock = RateClock(stream.n_tiles * epochs, lead=workers * stream.block_tiles)
+    n = stream.n_tiles * epochs
+    clock = RateClock(n, lead=stream.workers * stream.read_block_tiles(n))
     for batch in stream.dataset(range(epochs)).iter_batches(batch_size=BATCH, batch_format="numpy"):
         clock.add(len(batch["pan"]), len(batch["pan"]))
     return clock.rate(), clock.cpu_ms(), clock.startup
@@ -228,11 +228,10 @@ def compare(manifest: str, storage, label: str, lines: list[str], workloads: tup
         runs: dict[str | int, list[tuple[float, float]]] = {"plain": [], 1: [], 2: []}  # (tiles/s, CPU ms a tile)
         server_ms = {}  # the endpoint's CPU per tile, by run (the last round's)
         for _ in range(ROUNDS):  # alternating, so that a slow spell of the machine hits every side
-            for workers in ("plain", 1, 2):
-                cfg = StreamConfig(split=None, workers=workers if workers != "plain" else 1, with_lms=with_lms,
-                                   seed=1, **config)
+            for side, workers in (("plain", 1), (1, 1), (2, 2)):
+                cfg = StreamConfig(split=None, workers=workers, with_lms=with_lms, seed=1, **config)
                 stream = TileStream(manifest, cfg, storage)
-                if workers == "plain":
+                if side == "plain":
                     run, server_ms["plain loop"] = with_server_cpu(
                         server, epochs * stream.n_tiles, lambda s=stream, lms=with_lms: plain_loop(s, epochs, lms))
                     log(f"{label} {work}: plain loop {run[0]:.1f} tiles/s, {run[1]:.2f} CPU ms a tile")
@@ -242,7 +241,7 @@ def compare(manifest: str, storage, label: str, lines: list[str], workloads: tup
                     run = (rate, ms)
                     log(f"{label} {work}: {workers} reader(s) {rate:.1f} tiles/s, {ms:.2f} CPU ms a tile "
                         f"(first batch after {startup:.1f} s)")
-                runs[workers].append(run)
+                runs[side].append(run)
         (plain, plain_cpu), (r1, c1), (r2, c2) = (max(runs[k]) for k in ("plain", 1, 2))  # the best of each
         rates, cpu = {1: r1, 2: r2}, {1: c1, 2: c2}
         line = (f"stream {label}, {work}, {epochs * stream.n_tiles} tiles (blocks of {stream.block_tiles}): "

@@ -274,7 +274,7 @@ class TileStream:
     def block_tiles(self) -> int:
         """Tiles per read task and output block (``config.batch_size``, or the default rule above).
 
-        Without ``batch_size`` a short stream uses smaller blocks: two for every reader (:meth:`dataset`).
+        Without ``batch_size`` a short stream uses smaller blocks: two for every reader (:meth:`read_block_tiles`).
         """
         if self.config.batch_size is not None:
             return self.config.batch_size
@@ -282,6 +282,20 @@ class TileStream:
                                        self.config.with_lms)
         tile_bytes = 4 * sum(int(np.prod(s)) for s in shapes.values())
         return _power_of_two_below(min(MAX_BLOCK_TILES, BLOCK_BYTES // tile_bytes))
+
+    @property
+    def workers(self) -> int:
+        """Reader actors of the stream's pool (``config.workers``, or every CPU of the cluster)."""
+        import ray
+
+        c = self.config
+        return c.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // c.cpus_per_worker))
+
+    def read_block_tiles(self, n_rows: int) -> int:
+        """Tiles per block of a stream of ``n_rows`` rows: :attr:`block_tiles`, smaller for a short stream."""
+        if self.config.batch_size is not None:
+            return self.config.batch_size
+        return min(self.block_tiles, _power_of_two_below(n_rows // (2 * self.workers)))  # two blocks a reader
 
     @property
     def n_tiles(self) -> int:
@@ -366,16 +380,13 @@ class TileStream:
 
         c = self.config
         rows = self.order(epochs)
-        workers = c.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // c.cpus_per_worker))
-        size = self.block_tiles
-        if c.batch_size is None:  # a short stream: two blocks for every reader
-            size = min(size, _power_of_two_below(rows.num_rows // (2 * workers)))
+        size = self.read_block_tiles(rows.num_rows)
         blocks = [rows.slice(i, size) for i in range(0, rows.num_rows, size)]
         with _data_context(c):
             ds = ray.data.from_arrow(blocks)
             return ds.map_batches(
                 TileReader, batch_size=size, batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=c.tasks_in_flight),
+                compute=ray.data.ActorPoolStrategy(size=self.workers, max_tasks_in_flight_per_actor=c.tasks_in_flight),
                 num_cpus=c.cpus_per_worker,
                 fn_constructor_kwargs={"settings": self.settings, "log": self._ensure_log()})
 

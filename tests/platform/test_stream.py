@@ -200,6 +200,11 @@ def test_blocks_are_a_power_of_two_within_the_byte_cap(archive, monkeypatch):
     no_lms = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], with_lms=False))
     assert no_lms.block_tiles == ds.MAX_BLOCK_TILES == 256  # 96 KB a tile: the tile cap, not the byte cap
     assert stream.block_tiles == 128  # 608 KB a tile with lms: 161 fit in 96 MB
+    # A short stream (32 tiles on 2 readers) gets two blocks a reader; a given batch_size is kept.
+    two = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], workers=2))
+    assert two.read_block_tiles(32) == 8 and two.read_block_tiles(10**6) == 128
+    given = TileStream(archive["table"], StreamConfig(split=None, sensors=["WorldView-2"], workers=2, batch_size=24))
+    assert given.read_block_tiles(32) == 24
     tile_bytes = 4 * (128 * 128 + 8 * 32 * 32 + 8 * 128 * 128)  # pan, ms, lms of a 128-px 8-band tile
     monkeypatch.setattr(ds, "BLOCK_BYTES", 20 * tile_bytes)
     assert stream.block_tiles == 16

@@ -226,9 +226,10 @@ def stage1_config(manifest: Path, root: Path, *, nets: str = "both", workers: in
 def load_tiles(cfg) -> list[Batch]:
     """Every batch of the archive, read once through the platform's stream (in manifest order)."""
     from crossdiff.platform.train.driver import build_dataset
+    from crossdiff.platform.train.worker_loop import trained_inputs
 
     ds = build_dataset(cfg, shuffle=False).limit(SCENES * (SCENE_PX // TILE) ** 2)
-    return [{k: v.contiguous() for k, v in b.items()}
+    return [{k: v.contiguous() for k, v in trained_inputs(b).items()}
             for b in ds.iter_torch_batches(batch_size=BATCH, drop_last=True, dtypes=torch.float32)]
 
 

@@ -6,9 +6,13 @@ order and do the same per-tile work: the NAIVE BASELINE is one process that
 keeps every file open, reads PAN and MS windows with rasterio and calls the
 same normalisation/lms code (:func:`crossdiff.platform.stream.make_samples`)
 on batches of the same size (the stream reads blocks of its default size
-and the consumer takes batches of that size from them). Two workloads: ``read`` (windows, filter,
-normalisation; no lms) and ``full`` (with the 23-tap ``lms``: what training
-consumes). Each side reads every tile of an archive once (the
+and the consumer takes batches of that size from them). Three workloads
+(``WORKLOADS``): ``read`` (windows, filter, normalisation; no lms), ``full``
+(the readers add the 23-tap ``lms``) and ``feed`` (what stage-1 training
+reads by default: the readers ship ``ms`` and its shifts, and the consumer
+computes ``lms`` with :func:`~crossdiff.platform.stream.add_lms`, here on
+the CPU of the same two cores; a GPU trainer does it on the GPU). The plain
+loop computes ``lms`` for ``full`` and ``feed``. Each side reads every tile of an archive once (the
 8x archive below, 4096 tiles, from local files and from S3), so no block is
 read twice, as in an archive larger than any cache. Rates are timed from
 the first batch to the last, leaving out what was read before the first
@@ -58,7 +62,7 @@ Run: ``python -m benchmarks.bench_stream`` (about 14 minutes on 2 cores).
 from __future__ import annotations
 
 import contextlib
-import shutil
+import functools
 import sys
 import tempfile
 import threading
@@ -68,86 +72,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.bench_archives import LARGE_GRID, SCENE_PX, SENSOR, TILE, build_archive, ingest, mosaic, replicate
 from benchmarks.rate_clock import RateClock, cpu_seconds
 
 REPO = Path(__file__).resolve().parents[1]
-SENSOR = "WorldView-2"
-SCENE_PX = 1024  # 16 tiles of 256 px per scene
-TILE = 256
 BATCH = 32  # what the consumer (and the plain loop) takes at a time; the stream's blocks are its default size
 # 1x: 512 tiles (8 blocks: enough for the stream to reach its steady memory);
 # 8x: 4096 tiles, also the throughput archive (local and S3: runs long enough to time).
 SCENES = 32
 MEMORY_RUNS = 2
 ROUNDS = 2  # each throughput measurement runs this many times, alternating; the best run counts
-LARGE_GRID = 4  # large scenes: 4x4 mosaics of the small ones, 4096 px, 256 tiles each
 LARGE_SCENES = 16  # 4096 tiles, 64 shuffle regions of 2048 px
 
 
 def log(msg: str) -> None:
     print(f"[bench_stream] {msg}", file=sys.stderr, flush=True)
-
-
-def build_archive(root: Path, n_scenes: int, seed: int = 11) -> Path:
-    """Synthetic scenes under ``root/archive`` and their manifest; returns the manifest path."""
-    from crossdiff.platform.synthetic import write_synthetic_archive
-
-    write_synthetic_archive(root / "archive", n_scenes, seed=seed, sensors=(SENSOR,), pan_size=SCENE_PX)
-    return ingest(root)
-
-
-def ingest(root: Path, archive: str | None = None, options=None) -> Path:
-    from crossdiff.platform.archive.ingest import IngestConfig, ingest_archive
-
-    out = root / "manifest.parquet"
-    ingest_archive(archive or str(root / "archive"), str(out), IngestConfig(tile=TILE), options, workers=0,
-                   progress=False)
-    return out
-
-
-def mosaic(src_root: Path, dst_root: Path, n_scenes: int, grid: int = LARGE_GRID) -> Path:
-    """An archive of large scenes: each a ``grid`` x ``grid`` mosaic of the 1x archive's scenes.
-
-    Content repeats across mosaics; what this case measures is the layout of
-    real scenes: thousands of tiles per file and 256-px MS blocks that 16
-    tiles' 64-px MS windows share (as in the WorldView-2 sample).
-    """
-    import json
-
-    import rasterio
-    from rasterio.windows import Window
-
-    parts = sorted((src_root / "archive").iterdir())
-    for k in range(n_scenes):
-        tiles = [parts[(k * grid * grid + i) % len(parts)] for i in range(grid * grid)]
-        out = dst_root / "archive" / f"mosaic_{k:03d}"
-        out.mkdir(parents=True)
-        for name in ("pan.tif", "ms.tif"):
-            with rasterio.open(tiles[0] / name) as first:
-                profile, h, w = first.profile, first.height, first.width
-                tags, names = first.tags(), first.descriptions
-            profile.update(height=h * grid, width=w * grid, blockxsize=256, blockysize=256)
-            with rasterio.open(out / name, "w", **profile) as dst:
-                for i, part in enumerate(tiles):
-                    with rasterio.open(part / name) as src:
-                        dst.write(src.read(), window=Window((i % grid) * w, (i // grid) * h, w, h))
-                dst.update_tags(**tags)
-                for band, desc in enumerate(names, start=1):
-                    dst.set_band_description(band, desc)
-        meta = json.loads((tiles[0] / "scene.json").read_text())
-        meta["pan_shape"] = [s * grid for s in meta["pan_shape"]]
-        meta["ms_shape"] = [meta["ms_shape"][0], *(s * grid for s in meta["ms_shape"][1:])]
-        meta["note"] = f"SYNTHETIC benchmark mosaic of {grid}x{grid} synthetic scenes: " + meta["note"]
-        (out / "scene.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return ingest(dst_root)
-
-
-def replicate(src_root: Path, dst_root: Path, copies: int) -> Path:
-    """An archive ``copies`` times larger: every scene folder copied under new names."""
-    for k in range(copies):
-        for scene in sorted((src_root / "archive").iterdir()):
-            shutil.copytree(scene, dst_root / "archive" / f"{scene.name}_copy{k}")
-    return ingest(dst_root)
 
 
 # ---------------------------------------------------------------------------
@@ -198,13 +137,33 @@ def plain_loop(stream, epochs: int, with_lms: bool) -> tuple[float, float]:
     return clock.rate(), clock.cpu_ms()
 
 
-def stream_rate(stream, epochs: int) -> tuple[float, float, float]:
-    """(tiles/s after warm-up, CPU ms a tile, seconds to the first batch) of the stream over ``epochs`` epochs."""
+def stream_rate(stream, epochs: int, consume=None) -> tuple[float, float, float]:
+    """(tiles/s after warm-up, CPU ms a tile, seconds to the first batch) of the stream over ``epochs`` epochs.
+
+    ``consume(batch)``: the consumer's own work on each batch (the ``feed`` workload's lms).
+    """
     n = stream.n_tiles * epochs
     clock = RateClock(n, lead=stream.workers * stream.read_block_tiles(n))
     for batch in stream.dataset(range(epochs)).iter_batches(batch_size=BATCH, batch_format="numpy"):
+        if consume is not None:
+            consume(batch)
         clock.add(len(batch["pan"]), len(batch["pan"]))
     return clock.rate(), clock.cpu_ms(), clock.startup
+
+
+def _consumer_lms(batch) -> None:
+    from crossdiff.platform.stream import add_lms
+
+    add_lms(batch)
+
+
+# Workloads: (what the line says, the stream's config, the plain loop's with_lms, the consumer's work).
+WORKLOADS = {
+    "read": ("read (no lms)", {"with_lms": False}, False, None),
+    "full": ("full (lms in the readers)", {"with_lms": True}, True, None),
+    "feed": ("training feed (lms on the consumer)",
+             {"with_lms": False, "columns": ["pan", "ms", "ms_shift_x", "ms_shift_y"]}, True, _consumer_lms),
+}
 
 
 def with_server_cpu(server, n_tiles: int, run):
@@ -214,30 +173,30 @@ def with_server_cpu(server, n_tiles: int, run):
     return result, (1e3 * (cpu_seconds(server) - before) / n_tiles if server is not None else None)
 
 
-def compare(manifest: str, storage, label: str, lines: list[str], workloads: tuple[bool, ...] = (False, True),
+def compare(manifest: str, storage, label: str, lines: list[str], workloads: tuple[str, ...] = ("read", "full"),
             server=None, **config) -> None:
-    """Plain loop vs the stream with 1 and 2 readers, for each workload (``with_lms`` values).
+    """Plain loop vs the stream with 1 and 2 readers, for each workload (names in ``WORKLOADS``).
 
     ``server``: the S3 endpoint's process (psutil), whose CPU per tile is reported beside the rates.
     """
     from crossdiff.platform.stream import StreamConfig, TileStream
 
     epochs = 1  # every tile read once: no help from caches that a real archive would overflow
-    for with_lms in workloads:
-        work = "full (with lms)" if with_lms else "read (no lms)"
+    for name in workloads:
+        work, stream_config, plain_lms, consume = WORKLOADS[name]
         runs: dict[str | int, list[tuple[float, float]]] = {"plain": [], 1: [], 2: []}  # (tiles/s, CPU ms a tile)
         server_ms = {}  # the endpoint's CPU per tile, by run (the last round's)
         for _ in range(ROUNDS):  # alternating, so that a slow spell of the machine hits every side
             for side, workers in (("plain", 1), (1, 1), (2, 2)):
-                cfg = StreamConfig(split=None, workers=workers, with_lms=with_lms, seed=1, **config)
+                cfg = StreamConfig(split=None, workers=workers, seed=1, **stream_config, **config)
                 stream = TileStream(manifest, cfg, storage)
                 if side == "plain":
                     run, server_ms["plain loop"] = with_server_cpu(
-                        server, epochs * stream.n_tiles, lambda s=stream, lms=with_lms: plain_loop(s, epochs, lms))
+                        server, epochs * stream.n_tiles, functools.partial(plain_loop, stream, epochs, plain_lms))
                     log(f"{label} {work}: plain loop {run[0]:.1f} tiles/s, {run[1]:.2f} CPU ms a tile")
                 else:
                     (rate, ms, startup), server_ms[f"{workers} readers"] = with_server_cpu(
-                        server, epochs * stream.n_tiles, lambda s=stream: stream_rate(s, epochs))
+                        server, epochs * stream.n_tiles, functools.partial(stream_rate, stream, epochs, consume))
                     run = (rate, ms)
                     log(f"{label} {work}: {workers} reader(s) {rate:.1f} tiles/s, {ms:.2f} CPU ms a tile "
                         f"(first batch after {startup:.1f} s)")
@@ -387,10 +346,10 @@ def run() -> list[str]:
         big = replicate(tmp / "x1", tmp / "x8", 8)
         large = mosaic(tmp / "x1", tmp / "large", LARGE_SCENES)
         with fresh_ray():
-            compare(str(big), None, "local files", lines)
-            compare(str(large), None, f"local large scenes ({LARGE_GRID * SCENE_PX} px)", lines, (False,))
+            compare(str(big), None, "local files", lines, ("read", "full", "feed"))
+            compare(str(large), None, f"local large scenes ({LARGE_GRID * SCENE_PX} px)", lines, ("read",))
             compare(str(large), None, "local large scenes, previous defaults (whole-scene shuffle windows, "
-                    "32 MB GDAL cache)", lines, (False,), shuffle_region=None, gdal_cache_mb=32)
+                    "32 MB GDAL cache)", lines, ("read",), shuffle_region=None, gdal_cache_mb=32)
         try:
             s3_section(tmp / "x8", lines)
         except (ImportError, FileNotFoundError, TimeoutError, RuntimeError) as err:

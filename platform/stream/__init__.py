@@ -19,6 +19,7 @@ _EXPORTS = {
     "StreamConfig": "dataset", "TileStream": "dataset", "epoch_order": "order", "select_tiles": "dataset",
     "shuffle_regions": "order", "tile_dataset": "dataset", "ReaderSettings": "reader", "Source": "reader",
     "TileReader": "reader", "with_retries": "reader", "fourier_shift": "samples", "make_samples": "samples",
+    "add_lms": "samples",
     "SKIP_SCHEMA": "skips", "SkippedRead": "skips",
 }
 __all__ = sorted(_EXPORTS)

@@ -83,7 +83,8 @@ from crossdiff.platform.stream.skips import skipped_table, start_skip_log
 # every reader.
 MAX_BLOCK_TILES = 256
 BLOCK_BYTES = 96 << 20
-META_COLUMNS = ("tile_id", "sensor", "epoch")  # the columns beside the sample arrays
+# The columns beside the sample arrays; the shifts let a consumer compute lms itself (samples.add_lms).
+META_COLUMNS = ("tile_id", "sensor", "epoch", "ms_shift_x", "ms_shift_y")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +108,8 @@ class StreamConfig:
         drop_blank: drop tiles with a constant PAN or constant MS.
         columns: output only these columns (None: all); a consumer that needs
             a few drops the rest in the readers, without another Ray Data step.
-        with_lms: compute ``lms`` in original mode (reduced mode always does).
+        with_lms: compute ``lms`` in original mode (reduced mode always does);
+            False leaves it to the consumer, on its own device (:func:`.samples.add_lms`).
         batch_size: tiles per read task and output block (consumers re-batch
             freely); None: ``MAX_BLOCK_TILES``, or the largest power of two
             whose samples fit in ``BLOCK_BYTES``.
@@ -373,7 +375,9 @@ class TileStream:
         """A streaming ``ray.data.Dataset`` of samples for one epoch or a run of epochs.
 
         Columns: ``pan``, ``ms``, ``lms`` (and ``gt`` in reduced mode) float32 in
-        [-1, 1] with the shapes of :mod:`.samples`; ``tile_id``, ``sensor``, ``epoch``.
+        [-1, 1] with the shapes of :mod:`.samples`; ``tile_id``, ``sensor``, ``epoch``,
+        and the manifest's ``ms_shift_x``/``ms_shift_y``, with which a consumer of a
+        stream without ``lms`` computes it on its own device (:func:`.samples.add_lms`).
         """
         import ray
         import ray.data

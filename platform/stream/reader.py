@@ -299,6 +299,8 @@ class TileReader:
         out["tile_id"] = np.array([str(r["tile_id"]) for r in rows], dtype=object)
         out["sensor"] = np.array([x.sensor for x in srcs], dtype=object)
         out["epoch"] = np.array([r["epoch"] for r in rows], dtype=np.int32)
+        out["ms_shift_x"] = np.array([r["shift_x"] for r in rows], dtype=np.float64)  # for samples.add_lms
+        out["ms_shift_y"] = np.array([r["shift_y"] for r in rows], dtype=np.float64)
         return out
 
     def _count_filtered(self, srcs: list[Source], blank: np.ndarray, low: np.ndarray) -> None:
@@ -322,7 +324,8 @@ class TileReader:
         shapes = samples.sample_shapes(s.mode, s.pan_shape, s.ms_shape, s.n_bands, s.ratio, s.with_lms)
         out = {k: np.zeros((0, *v), np.float32) for k, v in shapes.items()}
         out.update(tile_id=np.array([], dtype=object), sensor=np.array([], dtype=object),
-                   epoch=np.array([], dtype=np.int32))
+                   epoch=np.array([], dtype=np.int32), ms_shift_x=np.array([], dtype=np.float64),
+                   ms_shift_y=np.array([], dtype=np.float64))
         return out
 
     def __del__(self) -> None:

@@ -31,6 +31,11 @@ class DataSection(StrictConfig):
         endpoint_url: S3 endpoint for s3:// manifests and rasters (None: AWS default).
         readers: Ray Data reader actors (None: one per free CPU).
         reader_cpus: CPUs each reader actor reserves (fractions share cores with training).
+        lms_on: where ``lms`` is computed: "trainer" (default: each training
+            worker computes it from ``ms`` on its own device, so readers ship a
+            sixth of the bytes and spend a quarter of the CPU a tile) or
+            "readers" (the stream ships it: for CPU trainers with readers on
+            other machines).
     """
 
     manifest: str = ""
@@ -41,6 +46,7 @@ class DataSection(StrictConfig):
     endpoint_url: str | None = None
     readers: int | None = None
     reader_cpus: float = 0.5
+    lms_on: Literal["trainer", "readers"] = "trainer"
 
     def __post_init__(self) -> None:
         if not self.manifest:

@@ -27,7 +27,7 @@ from crossdiff.platform.ray_runtime import ensure_ray
 from crossdiff.platform.train.checkpoints import read_checkpoint, storage_location
 from crossdiff.platform.train.config import PretrainConfig
 from crossdiff.platform.train.report import LOSS_KEYS, denoising_quicklook, write_loss_curves
-from crossdiff.platform.train.worker_loop import TRAINED_COLUMNS, pretrain_worker
+from crossdiff.platform.train.worker_loop import pretrain_worker, stream_columns, trained_inputs
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,12 @@ def _manifest_facts(cfg: PretrainConfig) -> dict[str, str]:
 
 
 def build_dataset(cfg: PretrainConfig, *, shuffle: bool = True):
-    """The training tile stream (PAN and lms in [-1, 1]) for every epoch the run needs.
+    """The training tile stream for every epoch the run needs.
+
+    PAN in [-1, 1] and, with ``data.lms_on`` "trainer", the MS and its shifts,
+    from which each worker computes ``lms`` on its own device
+    (:func:`~crossdiff.platform.train.worker_loop.trained_inputs`); with
+    "readers", ``lms`` itself.
 
     The epochs are laid end to end, each in its own seeded order, so a run of
     ``max_steps`` reads one deterministic stream; a restarted worker skips the
@@ -77,7 +82,8 @@ def build_dataset(cfg: PretrainConfig, *, shuffle: bool = True):
     d = cfg.data
     stream = TileStream(d.manifest, StreamConfig(split=d.split, sensors=d.sensors, seed=d.shuffle_seed,
                                                  shuffle=shuffle, workers=d.readers, cpus_per_worker=d.reader_cpus,
-                                                 columns=TRAINED_COLUMNS),
+                                                 columns=stream_columns(d.lms_on),
+                                                 with_lms=d.lms_on == "readers"),
                         StorageOptions(endpoint_url=d.endpoint_url))
     if stream.n_tiles == 0:
         raise ValueError(f"{d.manifest}: no tiles for split={d.split!r}, sensors={d.sensors}")
@@ -179,7 +185,7 @@ def _write_reports(model: CrossDiff, cfg: PretrainConfig, out_dir: Path, logger)
         if curve is not None:
             artifacts["loss_curve"] = curve
     stream = build_dataset(cfg, shuffle=False)
-    tiles = next(iter(stream.limit(3).iter_torch_batches(batch_size=3, dtypes=torch.float32)))
+    tiles = trained_inputs(next(iter(stream.limit(3).iter_torch_batches(batch_size=3, dtypes=torch.float32))))
     artifacts["denoising_quicklook"] = denoising_quicklook(
         model, tiles, out_dir / "denoising_quicklook.png", roles=cfg.run.roles)
     if logger is not None:

@@ -21,6 +21,7 @@ import torch
 from crossdiff.models.crossdiff import CrossDiff
 from crossdiff.models.performance import default_channels_last, keep_freed_memory, native_bf16, to_channels_last
 from crossdiff.models.pretrain import CrossPretrainer
+from crossdiff.platform.stream.samples import add_lms
 from crossdiff.platform.train.checkpoints import (
     checkpoint_dir_name,
     resume_point,
@@ -31,6 +32,21 @@ from crossdiff.platform.train.config import PretrainConfig
 from crossdiff.platform.train.step import build_train_state, train_step
 
 TRAINED_COLUMNS = ["pan", "lms"]
+# What readers ship when the trainer computes lms itself (data.lms_on "trainer", samples.add_lms).
+LMS_SOURCE_COLUMNS = ["pan", "ms", "ms_shift_x", "ms_shift_y"]
+
+
+def stream_columns(lms_on: str) -> list[str]:
+    """The stream columns a run reads: ``lms`` itself, or what the trainer computes it from."""
+    return TRAINED_COLUMNS if lms_on == "readers" else LMS_SOURCE_COLUMNS
+
+
+def trained_inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    """The nets' inputs (``pan``, ``lms``) from a stream batch; ``lms`` is computed here, on the
+    batch's device, unless the readers shipped it."""
+    if "lms" not in batch:
+        batch = add_lms(batch)
+    return {k: batch[k] for k in TRAINED_COLUMNS}
 
 
 class _Window:
@@ -121,7 +137,7 @@ def pretrain_worker(loop_config: dict[str, Any]) -> None:
             seen += 1
             if seen <= skip:
                 continue
-            row = train_step(trained, {k: batch[k] for k in TRAINED_COLUMNS}, state,
+            row = train_step(trained, trained_inputs(batch), state,
                              grad_clip=cfg.optim.grad_clip, bf16=bf16, channels_last=channels_last)
             window.add(row)
             in_step += row["step_seconds"]

@@ -19,6 +19,7 @@ from crossdiff.platform.stream import (
     StreamConfig,
     TileReader,
     TileStream,
+    add_lms,
     epoch_order,
     fourier_shift,
     make_samples,
@@ -251,6 +252,12 @@ def test_landsat8_lms_is_sampled_at_the_pan_pixel_positions(tmp_path, scenes_dir
     err_unshifted = np.abs(unshifted - at_pan_positions)[inner].mean()
     assert err_aligned < 0.2 * err_unshifted
 
+    # A consumer of the stream without lms computes the same lms from the shift columns it carries.
+    lean = in_process(TileStream(str(tmp_path / "m.parquet"), StreamConfig(split=None, shuffle=False, min_valid=0.0,
+                                                                            with_lms=False)))
+    assert "lms" not in lean and set(lean["ms_shift_x"]) == set(lean["ms_shift_y"]) == {0.25}
+    np.testing.assert_array_equal(add_lms(lean)["lms"], out["lms"])
+
 
 def test_scenes_of_different_dtypes_and_bit_depths_share_a_stream(tmp_path, scenes_dir):
     """GeoEye-1 (8-bit uint8) and a generic VHR scene (11-bit uint16), both 4-band, in one batch."""
@@ -313,6 +320,26 @@ def test_make_samples_of_no_tiles_and_of_tiles_with_different_shifts():
         np.testing.assert_allclose(mixed["lms"][i], alone["lms"][0], atol=1e-5)
 
 
+def test_add_lms_on_the_consumer_equals_the_readers_lms():
+    rng = np.random.default_rng(5)
+    pan = rng.integers(1, WV2_MAX, (4, 1, 64, 64), dtype=np.uint16)
+    ms = rng.integers(1, WV2_MAX, (4, 8, 16, 16), dtype=np.uint16)
+    for sx, sy in ((np.zeros(4), np.zeros(4)), (np.full(4, 0.25), np.full(4, 0.25)),
+                   (np.array([0.25, 0.0, -0.5, 0.125]), np.array([0.0, -0.25, 0.5, 0.125]))):
+        ref = make_samples(pan, ms, bits=np.full(4, 11), ratio=4, shift_x=sx, shift_y=sy, sensors=["WV2"] * 4)
+        batch = {"pan": torch.from_numpy(ref["pan"]), "ms": torch.from_numpy(ref["ms"]),
+                 "ms_shift_x": torch.from_numpy(sx).float(), "ms_shift_y": torch.from_numpy(sy).float()}
+        got = add_lms(batch)  # torch in (as Ray Data's torch batches), CPU: one tile at a time, like the readers
+        assert set(got) == {*batch, "lms"} and isinstance(got["lms"], torch.Tensor)
+        np.testing.assert_array_equal(got["lms"].numpy(), ref["lms"])
+        whole = add_lms(batch, chunk=None)["lms"]  # the whole batch at once (the GPU default)
+        np.testing.assert_allclose(whole.numpy(), ref["lms"], atol=1e-5)
+    with pytest.raises(KeyError, match="ms_shift_x"):
+        add_lms({"pan": batch["pan"], "ms": batch["ms"]})
+    with pytest.raises(ValueError, match="integer multiple"):
+        add_lms({**batch, "pan": batch["pan"][..., :60]})
+
+
 def test_signed_samples_are_scaled_dns_and_leave_the_input_alone():
     from crossdiff.platform.stream.samples import to_signed
 
@@ -344,6 +371,7 @@ def test_ray_stream_equals_in_process_and_epochs_reorder(archive, ray_local):
     one_worker = TileStream(archive["manifest"], StreamConfig(**{**cfg.__dict__, "workers": 1, "with_lms": False}))
     again = collect(one_worker.dataset(0))
     assert again["tile_id"].tolist() == got["tile_id"].tolist()  # order independent of worker count
+    np.testing.assert_array_equal(add_lms(again)["lms"], got["lms"])  # lms computed by the consumer instead
     two_epochs = collect(one_worker.dataset([1, 2]))
     e1 = two_epochs["tile_id"][two_epochs["epoch"] == 1].tolist()
     e2 = two_epochs["tile_id"][two_epochs["epoch"] == 2].tolist()

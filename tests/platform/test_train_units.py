@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -51,10 +52,32 @@ def test_config_reads_yaml_and_overrides(tmp_path):
     ({"model": {"bands": 4, "p2m": {"widths": 3}}}, "model"),
     ({"scale": {"num_workers": 0}}, "num_workers"),
     ({"data": {"manifest": ""}}, "manifest is required"),
+    ({"data": {"manifest": "m.parquet", "lms_on": "gpu"}}, "lms_on"),
 ])
 def test_config_errors_name_the_problem(tmp_path, sections, message):
     with pytest.raises(ValueError, match=message):
         load_pretrain_config(_job(tmp_path, **sections))
+
+
+def test_trained_inputs_compute_lms_unless_the_readers_sent_it():
+    from crossdiff.platform.stream.samples import make_samples
+    from crossdiff.platform.train.worker_loop import stream_columns, trained_inputs
+
+    assert stream_columns("readers") == ["pan", "lms"]
+    assert stream_columns("trainer") == ["pan", "ms", "ms_shift_x", "ms_shift_y"]
+    rng = np.random.default_rng(1)
+    pan_dn = rng.integers(1, 2047, (2, 1, 32, 32), dtype=np.uint16)
+    ms_dn = rng.integers(1, 2047, (2, 4, 8, 8), dtype=np.uint16)
+    shift = np.array([0.25, -0.5])
+    ref = make_samples(pan_dn, ms_dn, bits=np.full(2, 11), ratio=4, shift_x=shift, shift_y=-shift,
+                       sensors=["generic"] * 2)
+    lean = {"pan": torch.from_numpy(ref["pan"]), "ms": torch.from_numpy(ref["ms"]),
+            "ms_shift_x": torch.from_numpy(shift).float(), "ms_shift_y": torch.from_numpy(-shift).float()}
+    got = trained_inputs(lean)
+    assert set(got) == {"pan", "lms"}
+    torch.testing.assert_close(got["lms"], torch.from_numpy(ref["lms"]), rtol=0, atol=0)
+    sent = {"pan": lean["pan"], "lms": torch.zeros(2, 4, 32, 32)}
+    assert trained_inputs(sent)["lms"] is sent["lms"]  # shipped by the readers: used as is
 
 
 def test_lr_schedule_warmup_then_cosine():

@@ -72,8 +72,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench_archives import LARGE_GRID, SCENE_PX, SENSOR, TILE, build_archive, ingest, mosaic, replicate
 from benchmarks.rate_clock import RateClock, cpu_seconds
+from benchmarks.synthetic_archives import LARGE_GRID, SCENE_PX, SENSOR, TILE, build_archive, ingest, mosaic, replicate
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 32  # what the consumer (and the plain loop) takes at a time; the stream's blocks are its default size

@@ -32,7 +32,9 @@ on 2 cores mixes two things: the work the stream adds to each tile, and the
 share of the two cores that the consumer and Ray's daemons take from the
 readers. The plain loop's CPU a tile over the stream's is the first alone:
 the share of the plain loop's rate each core can give on a machine whose
-consumer has cores of its own.
+consumer has cores of its own. The part spent outside the consumer's process
+(readers and Ray) is printed too: what a reader node pays a tile, whatever the
+consumer does (with ``feed``, the consumer's lms runs on its GPU in training).
 
 Large scenes. The synthetic scenes above hold 16 tiles each; real ones hold
 thousands, and their 256-px MS blocks are shared by the 64-px MS windows of
@@ -63,6 +65,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 import tempfile
 import threading
@@ -137,8 +140,9 @@ def plain_loop(stream, epochs: int, with_lms: bool) -> tuple[float, float]:
     return clock.rate(), clock.cpu_ms()
 
 
-def stream_rate(stream, epochs: int, consume=None) -> tuple[float, float, float]:
-    """(tiles/s after warm-up, CPU ms a tile, seconds to the first batch) of the stream over ``epochs`` epochs.
+def stream_rate(stream, epochs: int, consume=None) -> tuple[float, float, float, float]:
+    """The stream over ``epochs`` epochs: tiles/s after warm-up, CPU ms a tile (every process, and
+    every process but this one, the consumer's), seconds to the first batch.
 
     ``consume(batch)``: the consumer's own work on each batch (the ``feed`` workload's lms).
     """
@@ -148,7 +152,7 @@ def stream_rate(stream, epochs: int, consume=None) -> tuple[float, float, float]
         if consume is not None:
             consume(batch)
         clock.add(len(batch["pan"]), len(batch["pan"]))
-    return clock.rate(), clock.cpu_ms(), clock.startup
+    return clock.rate(), clock.cpu_ms(), clock.cpu_ms(skip_pid=os.getpid()), clock.startup
 
 
 def _consumer_lms(batch) -> None:
@@ -184,7 +188,8 @@ def compare(manifest: str, storage, label: str, lines: list[str], workloads: tup
     epochs = 1  # every tile read once: no help from caches that a real archive would overflow
     for name in workloads:
         work, stream_config, plain_lms, consume = WORKLOADS[name]
-        runs: dict[str | int, list[tuple[float, float]]] = {"plain": [], 1: [], 2: []}  # (tiles/s, CPU ms a tile)
+        # (tiles/s, CPU ms a tile, of which outside the consumer's process) by side
+        runs: dict[str | int, list[tuple[float, float, float]]] = {"plain": [], 1: [], 2: []}
         server_ms = {}  # the endpoint's CPU per tile, by run (the last round's)
         for _ in range(ROUNDS):  # alternating, so that a slow spell of the machine hits every side
             for side, workers in (("plain", 1), (1, 1), (2, 2)):
@@ -193,23 +198,26 @@ def compare(manifest: str, storage, label: str, lines: list[str], workloads: tup
                 if side == "plain":
                     run, server_ms["plain loop"] = with_server_cpu(
                         server, epochs * stream.n_tiles, functools.partial(plain_loop, stream, epochs, plain_lms))
+                    run = (*run, 0.0)  # one process: the consumer's
                     log(f"{label} {work}: plain loop {run[0]:.1f} tiles/s, {run[1]:.2f} CPU ms a tile")
                 else:
-                    (rate, ms, startup), server_ms[f"{workers} readers"] = with_server_cpu(
+                    (rate, ms, outside, startup), server_ms[f"{workers} readers"] = with_server_cpu(
                         server, epochs * stream.n_tiles, functools.partial(stream_rate, stream, epochs, consume))
-                    run = (rate, ms)
-                    log(f"{label} {work}: {workers} reader(s) {rate:.1f} tiles/s, {ms:.2f} CPU ms a tile "
-                        f"(first batch after {startup:.1f} s)")
+                    run = (rate, ms, outside)
+                    log(f"{label} {work}: {workers} reader(s) {rate:.1f} tiles/s, {ms:.2f} CPU ms a tile, "
+                        f"{outside:.2f} outside the consumer (first batch after {startup:.1f} s)")
                 runs[side].append(run)
-        (plain, plain_cpu), (r1, c1), (r2, c2) = (max(runs[k]) for k in ("plain", 1, 2))  # the best of each
-        rates, cpu = {1: r1, 2: r2}, {1: c1, 2: c2}
+        best = {k: max(v, key=lambda run: run[0]) for k, v in runs.items()}  # the fastest run of each side
+        plain, plain_cpu, _ = best["plain"]
+        rates, cpu, outside = ({w: best[w][i] for w in (1, 2)} for i in range(3))
         line = (f"stream {label}, {work}, {epochs * stream.n_tiles} tiles (blocks of {stream.block_tiles}): "
                 f"plain loop {plain:.1f} tiles/s; "
                 f"stream 1 reader {rates[1]:.1f} tiles/s ({rates[1] / plain:.2f}x), 2 readers {rates[2]:.1f} tiles/s "
                 f"({rates[2] / plain:.2f}x = {rates[2] / 2 / plain:.2f}x per core, target >= 0.8); "
                 f"2 vs 1 reader {rates[2] / rates[1]:.2f}x; CPU a tile, every process counted: plain loop "
                 f"{plain_cpu:.2f} ms, stream 1 reader {cpu[1]:.2f} ms ({plain_cpu / cpu[1]:.2f}x the plain loop's "
-                f"work per CPU second), 2 readers {cpu[2]:.2f} ms ({plain_cpu / cpu[2]:.2f}x)")
+                f"work per CPU second), 2 readers {cpu[2]:.2f} ms ({plain_cpu / cpu[2]:.2f}x); of which outside "
+                f"the consumer's process (readers, Ray): 1 reader {outside[1]:.2f} ms, 2 readers {outside[2]:.2f} ms")
         if server is not None:
             line += ("; the S3 server's CPU a tile, on the same cores: "
                      + ", ".join(f"{k} {v:.1f} ms" for k, v in server_ms.items()))
@@ -295,8 +303,6 @@ def memory_peak(manifest: str) -> tuple[float, float, int]:
 
 def s3_section(root: Path, lines: list[str]) -> None:
     """Upload the throughput archive to a moto server, ingest it from there, compare."""
-    import os
-
     import boto3
     import psutil
 

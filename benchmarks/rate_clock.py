@@ -49,11 +49,13 @@ class RateClock:
     def rate(self) -> float:
         return self.timed_tiles / ((self.t_end or time.perf_counter()) - self.t_start)
 
-    def cpu_ms(self) -> float:
-        """CPU milliseconds a delivered tile cost between the marks, every process of the run counted."""
+    def cpu_ms(self, skip_pid: int | None = None) -> float:
+        """CPU milliseconds a delivered tile cost between the marks, every process of the run counted
+        (but ``skip_pid``: the consumer's own process, say, to see what the readers and Ray cost)."""
         start, end = self.cpu
         # By process: one that exits between the marks would otherwise take its whole CPU time off the sum.
-        return 1e3 * sum(t - start.get(pid, 0.0) for pid, t in end.items()) / self.timed_tiles
+        used = sum(t - start.get(pid, 0.0) for pid, t in end.items() if pid != skip_pid)
+        return 1e3 * used / self.timed_tiles
 
 
 def tree_cpu_seconds() -> dict[int, float]:

@@ -32,8 +32,9 @@ class DataSection(StrictConfig):
         readers: Ray Data reader actors (None: one per free CPU).
         reader_cpus: CPUs each reader actor reserves (fractions share cores with training).
         lms_on: where ``lms`` is computed: "trainer" (default: each training
-            worker computes it from ``ms`` on its own device, so readers ship a
-            sixth of the bytes and spend a quarter of the CPU a tile) or
+            worker computes it from ``ms`` on its own device, so readers of
+            8-band tiles ship a sixth of the bytes and spend about a quarter
+            of the CPU a tile) or
             "readers" (the stream ships it: for CPU trainers with readers on
             other machines).
     """

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import time
 
+REFRESH_S = 0.25  # how often a clock refreshes each process's CPU between the marks (a few ms each time)
+
 
 class RateClock:
     """Tiles per second from the first batch to the last, and the CPU they cost.
@@ -28,18 +30,28 @@ class RateClock:
         self.t_end: float | None = None
         self.startup = 0.0
         self.cpu: tuple[dict, dict] = ({}, {})  # CPU seconds by process of the whole tree at the two marks
+        self._seen_at = 0.0  # when the second mark's values were last refreshed
 
     def add(self, seen: int, delivered: int) -> None:
         """Count a batch: ``seen`` rows of the run, ``delivered`` of them kept (the rest filtered out)."""
         self.seen += seen
         self.delivered += delivered
+        now = time.perf_counter()
         if self.t_start is None:
-            self.t_start = time.perf_counter()
+            self.t_start = self._seen_at = now
             self.startup = self.t_start - self.t0
             self.cpu = (tree_cpu_seconds(), {})
             self.lead = seen if self.lead is None else self.lead
-        elif self.seen >= self.total and self.t_end is None:
-            self.t_end, self.cpu = time.perf_counter(), (self.cpu[0], tree_cpu_seconds())
+        elif self.t_end is None:
+            done = self.seen >= self.total
+            # Refreshed every REFRESH_S, not only at the end: Ray Data stops the readers once their last
+            # block is out, which can be long before a slow consumer's last batch; a process that has
+            # exited keeps the CPU it had used when last seen, instead of dropping out of the sum.
+            if done or now - self._seen_at >= REFRESH_S:
+                self.cpu[1].update(tree_cpu_seconds())
+                self._seen_at = now
+            if done:
+                self.t_end = now
 
     @property
     def timed_tiles(self) -> float:
@@ -53,7 +65,8 @@ class RateClock:
         """CPU milliseconds a delivered tile cost between the marks, every process of the run counted
         (but ``skip_pid``: the consumer's own process, say, to see what the readers and Ray cost)."""
         start, end = self.cpu
-        # By process: one that exits between the marks would otherwise take its whole CPU time off the sum.
+        # By process: the sum over processes that exist at both marks would leave out those that came
+        # or went between them.
         used = sum(t - start.get(pid, 0.0) for pid, t in end.items() if pid != skip_pid)
         return 1e3 * used / self.timed_tiles
 

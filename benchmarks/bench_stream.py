@@ -77,6 +77,7 @@ import torch
 
 from benchmarks.rate_clock import RateClock, cpu_seconds
 from benchmarks.synthetic_archives import LARGE_GRID, SCENE_PX, SENSOR, TILE, build_archive, ingest, mosaic, replicate
+from crossdiff.platform.stream.samples import LMS_SOURCES
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 32  # what the consumer (and the plain loop) takes at a time; the stream's blocks are its default size
@@ -166,7 +167,7 @@ WORKLOADS = {
     "read": ("read (no lms)", {"with_lms": False}, False, None),
     "full": ("full (lms in the readers)", {"with_lms": True}, True, None),
     "feed": ("training feed (lms on the consumer)",
-             {"with_lms": False, "columns": ["pan", "ms", "ms_shift_x", "ms_shift_y"]}, True, _consumer_lms),
+             {"with_lms": False, "columns": LMS_SOURCES}, True, _consumer_lms),
 }
 
 

@@ -59,6 +59,8 @@ from crossdiff.models.resample import fourier_shift, interp23tap, wald_pair
 from crossdiff.models.sensors import get_sensor
 
 MODES = ("original", "reduced")
+# The stream columns add_lms computes lms from (a consumer of a stream without lms reads these).
+LMS_SOURCES = ("pan", "ms", "ms_shift_x", "ms_shift_y")
 # Tiles interpolated at once. One at a time is fastest: a tile's intermediates
 # (a few MB) stay in the CPU caches; 256-px 8-band tiles with lms took 1.27 ms
 # a tile one at a time, 1.31 ms in chunks of 4 and 1.41 ms in chunks of 32
@@ -196,9 +198,9 @@ def add_lms(batch: dict[str, Any], chunk: int | None = None) -> dict[str, Any]:
     Returns:
         A new dict: the batch's entries and ``lms`` (of the same kind as ``ms``).
     """
-    missing = [k for k in ("pan", "ms", "ms_shift_x", "ms_shift_y") if k not in batch]
+    missing = [k for k in LMS_SOURCES if k not in batch]
     if missing:
-        raise KeyError(f"add_lms needs the columns pan, ms, ms_shift_x and ms_shift_y; missing {missing}")
+        raise KeyError(f"add_lms needs the columns {list(LMS_SOURCES)}; missing {missing}")
     ms, pan = batch["ms"], batch["pan"]
     ratio = pan.shape[-1] // ms.shape[-1]
     if pan.shape[-2:] != (ms.shape[-2] * ratio, ms.shape[-1] * ratio):

@@ -21,7 +21,7 @@ import torch
 from crossdiff.models.crossdiff import CrossDiff
 from crossdiff.models.performance import default_channels_last, keep_freed_memory, native_bf16, to_channels_last
 from crossdiff.models.pretrain import CrossPretrainer
-from crossdiff.platform.stream.samples import add_lms
+from crossdiff.platform.stream.samples import LMS_SOURCES, add_lms
 from crossdiff.platform.train.checkpoints import (
     checkpoint_dir_name,
     resume_point,
@@ -32,13 +32,11 @@ from crossdiff.platform.train.config import PretrainConfig
 from crossdiff.platform.train.step import build_train_state, train_step
 
 TRAINED_COLUMNS = ["pan", "lms"]
-# What readers ship when the trainer computes lms itself (data.lms_on "trainer", samples.add_lms).
-LMS_SOURCE_COLUMNS = ["pan", "ms", "ms_shift_x", "ms_shift_y"]
 
 
 def stream_columns(lms_on: str) -> list[str]:
     """The stream columns a run reads: ``lms`` itself, or what the trainer computes it from."""
-    return TRAINED_COLUMNS if lms_on == "readers" else LMS_SOURCE_COLUMNS
+    return TRAINED_COLUMNS if lms_on == "readers" else list(LMS_SOURCES)
 
 
 def trained_inputs(batch: dict[str, Any]) -> dict[str, Any]:

@@ -75,7 +75,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.rate_clock import RateClock, cpu_seconds
+from benchmarks.rate_clock import RateClock, cpu_seconds, tiles_produced_by
 from benchmarks.synthetic_archives import LARGE_GRID, SCENE_PX, SENSOR, TILE, build_archive, ingest, mosaic, replicate
 from crossdiff.platform.stream.samples import LMS_SOURCES
 
@@ -148,11 +148,17 @@ def stream_rate(stream, epochs: int, consume=None) -> tuple[float, float, float,
     ``consume(batch)``: the consumer's own work on each batch (the ``feed`` workload's lms).
     """
     n = stream.n_tiles * epochs
-    clock = RateClock(n, lead=stream.workers * stream.read_block_tiles(n))
-    for batch in stream.dataset(range(epochs)).iter_batches(batch_size=BATCH, batch_format="numpy"):
+    guess = stream.workers * stream.read_block_tiles(n)  # one block per reader, if the stats are missing
+    clock = RateClock(n, lead=guess)
+    ds = stream.dataset(range(epochs))
+    for batch in ds.iter_batches(batch_size=BATCH, batch_format="numpy"):
         if consume is not None:
             consume(batch)
         clock.add(len(batch["pan"]), len(batch["pan"]))
+    produced = tiles_produced_by(ds, clock.t_start)  # delivered tiles; the clock's lead counts rows read
+    if produced is not None:
+        clock.lead = produced * clock.seen / max(clock.delivered, 1)
+    log(f"read before the first batch: {clock.lead:.0f} tiles (one block per reader: {guess})")
     return clock.rate(), clock.cpu_ms(), clock.cpu_ms(skip_pid=os.getpid()), clock.startup
 
 

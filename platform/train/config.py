@@ -33,8 +33,8 @@ class DataSection(StrictConfig):
         reader_cpus: CPUs each reader actor reserves (fractions share cores with training).
         lms_on: where ``lms`` is computed: "trainer" (default: each training
             worker computes it from ``ms`` on its own device, so readers of
-            8-band tiles ship a sixth of the bytes and spend about a quarter
-            of the CPU a tile) or
+            8-band tiles ship a sixth of the bytes and spend a third to a
+            quarter of the CPU a tile) or
             "readers" (the stream ships it: for CPU trainers with readers on
             other machines).
     """

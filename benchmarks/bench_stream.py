@@ -12,9 +12,9 @@ and the consumer takes batches of that size from them). Three workloads
 reads by default: the readers ship ``ms`` and its shifts, and the consumer
 computes ``lms`` with :func:`~crossdiff.platform.stream.add_lms`, here on
 the CPU of the same two cores; a GPU trainer does it on the GPU). The plain
-loop computes ``lms`` for ``full`` and ``feed``. Each side reads every tile of an archive once (the
-8x archive below, 4096 tiles, from local files and from S3), so no block is
-read twice, as in an archive larger than any cache. Rates are timed from
+loop computes ``lms`` for ``full`` and ``feed``. Each side reads every tile
+of an archive once (the 8x archive below, 4096 tiles, from local files and
+from S3), so no block is read twice, as in an archive larger than any cache. Rates are timed from
 the first batch to the last, leaving out what was read before the first
 batch (:class:`~benchmarks.rate_clock.RateClock`; the time to the stream's
 first batch, actor start included, is logged apart). The plain loop and
@@ -58,7 +58,7 @@ plateau earlier or later from run to run). Most of it is fixed: Ray's own
 processes, torch in each reader, and object store pages that stay mapped
 once touched (a plateau after a few blocks).
 
-Run: ``python -m benchmarks.bench_stream`` (about 14 minutes on 2 cores).
+Run: ``python -m benchmarks.bench_stream`` (about 16-18 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ import torch
 
 from benchmarks.rate_clock import RateClock, cpu_seconds, tiles_produced_by
 from benchmarks.synthetic_archives import LARGE_GRID, SCENE_PX, SENSOR, TILE, build_archive, ingest, mosaic, replicate
-from crossdiff.platform.stream.samples import LMS_SOURCES
+from crossdiff.platform.stream.samples import LMS_SOURCES, add_lms
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 32  # what the consumer (and the plain loop) takes at a time; the stream's blocks are its default size
@@ -162,18 +162,12 @@ def stream_rate(stream, epochs: int, consume=None) -> tuple[float, float, float,
     return clock.rate(), clock.cpu_ms(), clock.cpu_ms(skip_pid=os.getpid()), clock.startup
 
 
-def _consumer_lms(batch) -> None:
-    from crossdiff.platform.stream import add_lms
-
-    add_lms(batch)
-
-
 # Workloads: (what the line says, the stream's config, the plain loop's with_lms, the consumer's work).
 WORKLOADS = {
     "read": ("read (no lms)", {"with_lms": False}, False, None),
     "full": ("full (lms in the readers)", {"with_lms": True}, True, None),
     "feed": ("training feed (lms on the consumer)",
-             {"with_lms": False, "columns": LMS_SOURCES}, True, _consumer_lms),
+             {"with_lms": False, "columns": LMS_SOURCES}, True, add_lms),
 }
 
 

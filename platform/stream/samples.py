@@ -189,11 +189,11 @@ def add_lms(batch: dict[str, Any], chunk: int | None = None) -> dict[str, Any]:
     the ``ms_shift_x``/``ms_shift_y`` columns every stream carries, as torch
     tensors on any device (or NumPy arrays); the ratio is the PAN size over
     the MS size. A tile's ``lms`` is 16 times its ``ms`` at ratio 4 (2 MB for
-    256-px 8-band tiles): readers that ship ``ms`` instead spend a third to a
-    quarter of the CPU a tile and move a sixth of the bytes through the object store and
-    onto the GPU. Equal to the readers' ``lms`` (the same code, see
-    :func:`lms_tensor`). ``chunk``: None resamples the whole batch at once on
-    an accelerator and :data:`CHUNK` tiles at a time on the CPU.
+    256-px 8-band tiles): readers that ship ``ms`` instead spend a third to
+    a quarter of the CPU a tile and move a sixth of the bytes through the
+    object store and onto the GPU. Equal to the readers' ``lms`` (the same
+    code, see :func:`lms_tensor`). ``chunk``: None resamples the whole batch
+    at once on an accelerator and :data:`CHUNK` tiles at a time on the CPU.
 
     Returns:
         A new dict: the batch's entries and ``lms`` (of the same kind as ``ms``).
